@@ -1,0 +1,36 @@
+# make run: set up .venv and start the kiosk on the built-in portrait.
+# make test: set up .venv with the test and FOMM extras and run the whole suite.
+# Both are idempotent: the install steps re-run only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+TORCH := torch==2.13.0
+
+.PHONY: run test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PIP) install -e .
+	touch $@
+
+# The pinned CPU torch goes in first so that the fomm extra's torch range installs nothing more.
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[fomm,test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(VENV)/bin/monalisa run $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(VENV)/.installed-test
+	$(VENV)/bin/monalisa bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

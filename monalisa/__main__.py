@@ -1,0 +1,7 @@
+"""`python -m monalisa` runs the CLI."""
+
+import sys
+
+from monalisa.cli import main
+
+sys.exit(main())

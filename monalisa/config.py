@@ -1,0 +1,245 @@
+"""Typed configuration: one dataclass per part, loaded once from config.toml plus CLI flags.
+
+Every key is declared here with its type, default and allowed values; ``load_config``
+rejects unknown keys, wrong types and out-of-range values with a ConfigError that names
+the key and what is allowed. ``config.toml`` at the repo root documents every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monalisa.errors import ConfigError
+
+
+def _key(default: Any, help: str, *, choices: tuple | None = None,
+         min: float | None = None, max: float | None = None) -> Any:
+    """Declare a config key with its allowed values; ``help`` is shown by `config show`."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class CameraConfig:
+    """Where frames come from and how the camera is driven."""
+
+    source: str = _key("0", "camera index (0), device path (/dev/video2, /dev/v4l/by-id/...) or video file")
+    width: int = _key(640, "requested capture width in pixels", min=160, max=3840)
+    height: int = _key(480, "requested capture height in pixels", min=120, max=2160)
+    fps: int = _key(30, "requested capture rate", min=1, max=240)
+    fourcc: str = _key("MJPG", "preferred pixel format when the camera offers it (empty: driver default)")
+    pace: bool = _key(True, "play a video file at its own fps (false: as fast as possible)")
+    loop: bool = _key(False, "replay a video file when it ends")
+    read_timeout_s: float = _key(1.0, "no new frame for this long counts as a stall", min=0.05, max=60)
+    frozen_after_s: float = _key(5.0, "identical frames for this long count as a frozen camera", min=0.5, max=600)
+    reopen_min_s: float = _key(0.5, "first retry delay after a camera fault", min=0.05, max=60)
+    reopen_max_s: float = _key(5.0, "longest retry delay (backoff doubles up to this)", min=0.1, max=600)
+
+
+@dataclass
+class DetectorConfig:
+    """BlazeFace face detection through MediaPipe."""
+
+    model: str = _key("short", "short: faces within ~2 m; full: deeper rooms", choices=("short", "full"))
+    min_score: float = _key(0.5, "discard detections below this confidence", min=0.0, max=1.0)
+
+
+@dataclass
+class ViewerConfig:
+    """Which face to follow, smoothing, and what to do when nobody is there."""
+
+    switch_ratio: float = _key(1.3, "another face must be this much larger (closer) to take over", min=1.0, max=10)
+    switch_after_s: float = _key(0.7, "...and stay so for this long", min=0.0, max=30)
+    match_distance: float = _key(0.15, "max move between frames (fraction of frame width) to count as the same person", min=0.01, max=1)
+    hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)
+    idle_after: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
+    idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)
+    min_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) when still; lower is steadier", min=0.001, max=100)
+    beta: float = _key(0.5, "One Euro filter: speed coefficient; higher follows motion more closely", min=0, max=100)
+    d_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) for the speed estimate", min=0.001, max=100)
+
+
+@dataclass
+class GazeConfig:
+    """How the viewer's position becomes a grid cell."""
+
+    mapping: str = _key("geometric", "geometric: eye contact from camera geometry; linear: the original x-to-column",
+                        choices=("geometric", "linear"))
+    mirror: bool = _key(True, "mirror the camera image (a viewer on the screen's left looks toward column 0)")
+    camera_hfov_deg: float = _key(60.0, "camera horizontal field of view", min=10, max=170)
+    camera_x_mm: float = _key(0.0, "camera position right of the portrait's eyes on screen", min=-5000, max=5000)
+    camera_y_mm: float = _key(90.0, "camera position above the portrait's eyes on screen", min=-5000, max=5000)
+    camera_z_mm: float = _key(0.0, "camera position in front of the screen plane", min=-2000, max=2000)
+    eye_distance_mm: float = _key(63.0, "typical distance between a viewer's pupils", min=40, max=90)
+    hysteresis: float = _key(0.35, "fraction of a cell the target must pass beyond a boundary to switch", min=0, max=2)
+
+
+@dataclass
+class RenderConfig:
+    """The pygame window."""
+
+    fullscreen: bool = _key(False, "start fullscreen (cursor hidden)")
+    display: int = _key(0, "which display to use", min=0, max=16)
+    window_width: int = _key(768, "window width when not fullscreen", min=64, max=16384)
+    window_height: int = _key(1024, "window height when not fullscreen", min=64, max=16384)
+    background: str = _key("#000000", "letterbox colour as #rrggbb")
+    debug: bool = _key(False, "start with the debug overlay shown")
+    max_fps: int = _key(60, "cap on window updates per second", min=1, max=500)
+
+
+@dataclass
+class PoolConfig:
+    """Which pool the kiosk shows."""
+
+    path: str = _key("", "pool directory; empty: the built-in portrait's pool (built on first use)")
+
+
+@dataclass
+class LogConfig:
+    """Logging and health reporting."""
+
+    level: str = _key("info", "log level", choices=("debug", "info", "warning", "error"))
+    file: str = _key("", "also log to this file, rotated (empty: stderr only)")
+    max_bytes: int = _key(5_000_000, "rotate the log file at this size", min=10_000, max=10**10)
+    backups: int = _key(3, "rotated log files kept", min=0, max=100)
+    health_interval_s: float = _key(60.0, "seconds between health lines (fps, latency, memory)", min=1, max=86400)
+
+
+@dataclass
+class WarpConfig:
+    """The default precompute engine: warp the painting's own pixels."""
+
+    head_follow: float = _key(0.15, "fraction of the gaze turn the head follows (0: eyes only)", min=0, max=1)
+    iris_travel: float = _key(0.8, "how far the iris may travel toward the eye corner (fraction of the free room)", min=0.05, max=1)
+
+
+@dataclass
+class FommConfig:
+    """The original method: First Order Motion Model driven by a gaze video."""
+
+    blend_slope: float = _key(0.06, "sigmoid slope s of the blend alpha, per pixel of a 512-pixel patch", min=0.001, max=10)
+    blend_inflection: float = _key(180.0, "sigmoid inflection k, pixels from the centre of a 512-pixel patch", min=1, max=256)
+    runtime: str = _key("onnxruntime", "run the network with", choices=("onnxruntime", "torch"))
+
+
+@dataclass
+class Config:
+    """The whole effective configuration."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    viewer: ViewerConfig = field(default_factory=ViewerConfig)
+    gaze: GazeConfig = field(default_factory=GazeConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    fomm: FommConfig = field(default_factory=FommConfig)
+
+
+def _describe(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    kind = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}[_type_name(f)]
+    if meta.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    if meta.get("min") is not None and meta.get("max") is not None:
+        return f"{kind} from {meta['min']} to {meta['max']}"
+    return kind
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else f.type.__name__
+
+
+def check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
+    """Return ``value`` converted to the key's type, or raise ConfigError naming the key."""
+    name = f"[{section}] {f.name}"
+    kind = _type_name(f)
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    meta = f.metadata
+    if ok and meta.get("choices") and value not in meta["choices"]:
+        ok = False
+    if ok and meta.get("min") is not None and value < meta["min"]:
+        ok = False
+    if ok and meta.get("max") is not None and value > meta["max"]:
+        ok = False
+    if ok and section == "render" and f.name == "background":
+        ok = len(value) == 7 and value.startswith("#") and all(c in "0123456789abcdefABCDEF" for c in value[1:])
+        if not ok:
+            raise ConfigError(f"config: {name} must be a colour like '#000000', got {value!r}")
+    if not ok:
+        raise ConfigError(f"config: {name} must be {_describe(f)}, got {value!r}")
+    return value
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
+    """Build a validated Config from a nested dict (as parsed from TOML)."""
+    config = Config()
+    sections = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)}
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table of keys")
+        part = sections[section]
+        fields = {f.name: f for f in dataclasses.fields(part)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"{origin}: unknown key [{section}] {key}; known: {', '.join(fields)}")
+            try:
+                setattr(part, key, check_value(section, fields[key], value))
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("config:", f"{origin}:", 1)) from None
+    _check_relations(config, origin)
+    return config
+
+
+def _check_relations(config: Config, origin: str) -> None:
+    if config.camera.reopen_max_s < config.camera.reopen_min_s:
+        raise ConfigError(f"{origin}: [camera] reopen_max_s must be >= reopen_min_s "
+                          f"({config.camera.reopen_min_s})")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Read ``path`` (if given), then apply CLI ``overrides`` ({section: {key: value}}), validating all."""
+    data: dict[str, Any] = {}
+    origin = "config"
+    if path is not None:
+        path = Path(path)
+        origin = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    return config_from_dict(data, origin)
+
+
+def to_toml(config: Config) -> str:
+    """The effective config as TOML, every key with its help text (for `monalisa config show`)."""
+    lines = []
+    for section in dataclasses.fields(Config):
+        part = getattr(config, section.name)
+        lines.append(f"[{section.name}]")
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            text = ("true" if value else "false") if isinstance(value, bool) else (
+                f'"{value}"' if isinstance(value, str) else repr(value))
+            lines.append(f"{f.name} = {text}  # {f.metadata['help']}")
+        lines.append("")
+    return "\n".join(lines)

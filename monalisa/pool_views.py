@@ -1,0 +1,139 @@
+"""Ways to look at a pool: every composited frame, a contact sheet, an animated sweep."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from monalisa.errors import PoolError
+from monalisa.pool import Pool, Rect, write_image
+
+SHEET_COLUMNS = 11
+TILE_WIDTH = 240
+
+
+def frame_name(index: int) -> str:
+    return f"frame_{index:03d}.png"
+
+
+def export_frames(pool: Pool, out: str | os.PathLike) -> list[Path]:
+    """Write every full frame, exactly as the kiosk shows it, in export order; atomic."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if not p.name.startswith("frame_"))):
+        raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        names = []
+        for index, (row, col) in enumerate(pool.cells()):
+            write_image(tmp / frame_name(index), pool.frame(row, col))
+            names.append(frame_name(index))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out / name for name in names]
+
+
+def view_rect(pool: Pool, margin: float = 0.08) -> Rect:
+    """The patch rectangle with a little margin, clipped to the portrait: what sheets show."""
+    r = pool.patch_rect
+    dx, dy = int(r.width * margin), int(r.height * margin)
+    x0, y0 = max(0, r.x - dx), max(0, r.y - dy)
+    x1 = min(pool.manifest.width, r.x + r.width + dx)
+    y1 = min(pool.manifest.height, r.y + r.height + dy)
+    return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+def _crop(pool: Pool, row: int, col: int, rect: Rect, width: int) -> np.ndarray:
+    """One cell's view rectangle, composited and scaled to ``width`` pixels wide."""
+    crop = pool.portrait[rect.slices].copy()
+    p = pool.patch_rect
+    crop[p.y - rect.y:p.y - rect.y + p.height, p.x - rect.x:p.x - rect.x + p.width] = pool.patches[(row, col)]
+    height = max(1, round(rect.height * width / rect.width))
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
+    """A grid of every cell's face region labelled with its yaw/pitch (rows of up to 11 tiles)."""
+    rect = view_rect(pool)
+    per_line = min(pool.cols, SHEET_COLUMNS)
+    lines_per_row = -(-pool.cols // per_line)
+    tile_h = max(1, round(rect.height * tile_width / rect.width))
+    label_h = 22
+    pad = 4
+    sheet_h = pool.rows * lines_per_row * (tile_h + label_h + pad) + pad
+    sheet_w = per_line * (tile_width + pad) + pad
+    sheet = np.full((sheet_h, sheet_w, 3), 24, np.uint8)
+    for row, col in pool.cells():
+        line = row * lines_per_row + col // per_line
+        x = pad + (col % per_line) * (tile_width + pad)
+        y = pad + line * (tile_h + label_h + pad)
+        sheet[y:y + tile_h, x:x + tile_width] = _crop(pool, row, col, rect, tile_width)
+        yaw, pitch = pool.manifest.yaws[col], pool.manifest.pitches[row]
+        label = f"r{row} c{col}  yaw {yaw:+.1f}" + (f" pitch {pitch:+.1f}" if pool.rows > 1 else "")
+        cv2.putText(sheet, label, (x + 2, y + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (230, 230, 230), 1, cv2.LINE_AA)
+    return sheet
+
+
+def write_sheet(pool: Pool, out: str | os.PathLike) -> Path:
+    """Write the contact sheet atomically (temp file, then rename)."""
+    out = Path(out)
+    _write_atomic(out, lambda tmp: write_image(tmp, contact_sheet(pool)))
+    return out
+
+
+def sweep_frames(pool: Pool, width: int = 360, full: bool = False) -> list[np.ndarray]:
+    """The middle row's columns left to right and back again, as a ping-pong animation."""
+    row = pool.neutral_cell()[0]
+    rect = Rect(0, 0, pool.manifest.width, pool.manifest.height) if full else view_rect(pool)
+    frames = [_crop(pool, row, col, rect, width) for col in range(pool.cols)]
+    return frames + frames[-2:0:-1]
+
+
+def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool = False,
+              frame_ms: int = 60) -> Path:
+    """Write an animated GIF of the horizontal sweep (or an MP4 when ``out`` ends in .mp4)."""
+    out = Path(out)
+    frames = sweep_frames(pool, width, full)
+    if out.suffix.lower() == ".mp4":
+        _write_atomic(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms))
+    else:
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        _write_atomic(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
+                                                      append_images=images[1:], duration=frame_ms, loop=0))
+    return out
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise PoolError(f"{path}: cannot write MP4 here (no mp4v encoder); use .gif")
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _write_atomic(out: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temp file beside ``out``, then rename it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

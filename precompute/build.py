@@ -1,0 +1,128 @@
+"""The precompute pipeline: portrait -> faces -> engine -> pool on disk, with progress and a summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from monalisa.config import Config
+from monalisa.errors import PrecomputeError
+from monalisa.pool import PoolWriter, Rect, load_pool, sha256_file
+from monalisa.pool_views import write_sheet
+from precompute.engine import Engine, grid_angles
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("warp", "fomm")
+LIMITS = {  # flag: (min, max)
+    "yaw_steps": (1, 181),
+    "pitch_steps": (1, 61),
+    "max_yaw": (1.0, 60.0),
+    "max_pitch": (1.0, 45.0),
+}
+
+
+@dataclass
+class PrecomputeOptions:
+    """What `monalisa precompute` was asked to do."""
+
+    portrait: Path
+    out: Path
+    engine: str = "warp"
+    yaw_steps: int = 33
+    pitch_steps: int = 1
+    max_yaw: float = 30.0
+    max_pitch: float = 15.0
+    faces: str = "all"
+    eyes: list[tuple[float, ...]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    driving: Path | None = None
+    sheet: bool = True
+
+    def validate(self) -> None:
+        """Raise PrecomputeError naming the first flag whose value is out of range."""
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise PrecomputeError(f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, got {value:g}")
+        if self.engine not in ENGINES:
+            raise PrecomputeError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.faces not in ("all", "largest") and not (self.faces.isdigit() and int(self.faces) >= 1):
+            raise PrecomputeError(f"--faces must be all, largest or a count >= 1, got {self.faces!r}")
+        for eye in self.eyes:
+            if len(eye) not in (4, 5):
+                raise PrecomputeError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
+        if self.engine == "fomm" and (self.checkpoint is None or self.driving is None):
+            raise PrecomputeError("--engine fomm needs --checkpoint FILE and --driving VIDEO")
+
+    @property
+    def yaws(self) -> list[float]:
+        return grid_angles(self.yaw_steps, self.max_yaw)
+
+    @property
+    def pitches(self) -> list[float]:
+        return sorted(grid_angles(self.pitch_steps, self.max_pitch), reverse=True)
+
+
+@dataclass
+class BuildSummary:
+    """What a build produced, for the one-line summary."""
+
+    out: Path
+    rows: int
+    cols: int
+    patch: Rect
+    seconds: float
+    sheet: Path | None
+
+    def line(self) -> str:
+        text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}), "
+                f"patch {self.patch.width}x{self.patch.height} at ({self.patch.x}, {self.patch.y}), "
+                f"{self.seconds:.1f} s")
+        return text + (f"; contact sheet: {self.sheet}" if self.sheet else "")
+
+
+def make_engine(image: np.ndarray, options: PrecomputeOptions, config: Config) -> Engine:
+    """Find the faces (or take the given eye points) and construct the chosen engine."""
+    from precompute import portrait
+
+    if options.engine == "fomm":
+        from precompute.fomm.engine import FommEngine
+
+        face = portrait.find_faces(image, "largest")[0]
+        return FommEngine(image, face, options.checkpoint, options.driving, config.fomm,
+                          options.yaws, options.pitches)
+    from precompute.warp import WarpEngine
+
+    if options.eyes:
+        faces = portrait.faces_from_eye_points(image, options.eyes)
+    else:
+        faces = portrait.find_faces(image, int(options.faces) if options.faces.isdigit() else options.faces)
+    return WarpEngine(image, faces, config.warp, options.yaws, options.pitches)
+
+
+def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True) -> BuildSummary:
+    """Build the pool described by ``options``; nothing is left at ``out`` if anything fails."""
+    from tqdm import tqdm
+
+    from precompute.portrait import load_portrait
+
+    options.validate()
+    start = time.perf_counter()
+    image = load_portrait(options.portrait)
+    engine = make_engine(image, options, config)
+    yaws, pitches = options.yaws, options.pitches
+    cells = [(row, col) for row in range(len(pitches)) for col in range(len(yaws))]
+    writer = PoolWriter(options.out, image, sha256_file(options.portrait), engine.patch_rect(), yaws,
+                        pitches, engine.name, engine.params(), source=options.portrait.name)
+    with writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
+                      disable=not progress, leave=False) as bar:
+        for row, col in bar:
+            writer.add(row, col, engine.render(yaws[col], pitches[row]))
+    sheet = write_sheet(load_pool(options.out), options.out / "sheet.png") if options.sheet else None
+    return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
+                        time.perf_counter() - start, sheet)
