@@ -38,6 +38,7 @@ class CameraConfig:
     frozen_after_s: float = _key(5.0, "identical frames for this long count as a frozen camera", min=0.5, max=600)
     reopen_min_s: float = _key(0.5, "first retry delay after a camera fault", min=0.05, max=60)
     reopen_max_s: float = _key(5.0, "longest retry delay (backoff doubles up to this)", min=0.1, max=600)
+    try_other_indices: bool = _key(True, "when a camera index disappears, also try the other /dev/video* devices (a replugged camera may come back as another index)")
 
 
 @dataclass
@@ -231,15 +232,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, A
 
 
 def to_toml(config: Config) -> str:
-    """The effective config as TOML, every key with its help text (for `monalisa config show`)."""
+    """The config as commented TOML, every key with its help text (`monalisa config show`, config.toml)."""
     lines = []
     for section in dataclasses.fields(Config):
         part = getattr(config, section.name)
-        lines.append(f"[{section.name}]")
+        lines += [f"# {type(part).__doc__}", f"[{section.name}]"]
         for f in dataclasses.fields(part):
             value = getattr(part, f.name)
             text = ("true" if value else "false") if isinstance(value, bool) else (
                 f'"{value}"' if isinstance(value, str) else repr(value))
-            lines.append(f"{f.name} = {text}  # {f.metadata['help']}")
+            lines += [f"# {f.metadata['help']} ({_describe(f)})", f"{f.name} = {text}"]
         lines.append("")
     return "\n".join(lines)

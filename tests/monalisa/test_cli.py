@@ -1,0 +1,81 @@
+"""The command line: pool commands, config show, and one-line errors with the right exit codes."""
+
+import pytest
+
+from monalisa.cli import main
+from monalisa.config import load_config
+
+from test_pool import write_pool
+
+
+@pytest.fixture
+def pool_dir(tmp_path):
+    return write_pool(tmp_path / "pool", rows=2, cols=3)
+
+
+def one_error_line(capsys, code, expected_code=1):
+    err = capsys.readouterr().err
+    assert code == expected_code
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("monalisa: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_pool_info(pool_dir, capsys):
+    assert main(["pool", "info", str(pool_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "2 row(s) x 3 column(s) = 6 frames" in out and "engine     test" in out
+
+
+def test_pool_export_sheet_gif(pool_dir, tmp_path, capsys):
+    assert main(["pool", "export", str(pool_dir), "--out", str(tmp_path / "frames")]) == 0
+    assert len(list((tmp_path / "frames").glob("frame_*.png"))) == 6
+    assert main(["pool", "sheet", str(pool_dir), "--out", str(tmp_path / "sheet.png")]) == 0
+    assert (tmp_path / "sheet.png").stat().st_size > 0
+    assert main(["pool", "gif", str(pool_dir), "--out", str(tmp_path / "sweep.gif")]) == 0
+    assert (tmp_path / "sweep.gif").stat().st_size > 0
+
+
+def test_bad_pool_is_one_line(pool_dir, capsys):
+    (pool_dir / "manifest.json").write_text("[")
+    line = one_error_line(capsys, main(["pool", "info", str(pool_dir)]))
+    assert "manifest.json: bad JSON" in line
+
+
+def test_usage_error_is_one_line(capsys):
+    line = one_error_line(capsys, main(["pool", "info"]), expected_code=2)
+    assert "--help" in line
+    one_error_line(capsys, main(["precompute", "x.jpg", "--out", "o", "--yaw-steps", "many"]), expected_code=2)
+
+
+def test_config_show_round_trips(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[gaze]\nmapping = 'linear'\n")
+    assert main(["config", "show", "--config", str(cfg)]) == 0
+    shown = tmp_path / "shown.toml"
+    shown.write_text(capsys.readouterr().out)
+    assert load_config(shown).gaze.mapping == "linear"
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[camera]\nfps = 'fast'\n")
+    line = one_error_line(capsys, main(["config", "show", "--config", str(cfg)]), expected_code=2)
+    assert "[camera] fps" in line and "integer" in line
+
+
+def test_repo_config_toml_documents_every_key():
+    from pathlib import Path
+
+    import dataclasses
+
+    from monalisa.config import Config
+
+    path = Path(__file__).resolve().parents[2] / "config.toml"
+    text = path.read_text()
+    assert load_config(path) == Config()
+    for section in dataclasses.fields(Config):
+        assert f"[{section.name}]" in text
+        for key in dataclasses.fields(getattr(Config(), section.name)):
+            assert f"\n{key.name} = " in text, f"config.toml lacks [{section.name}] {key.name}"

@@ -1,0 +1,51 @@
+"""Export, contact sheet and sweep animation of a pool."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from monalisa.errors import PoolError
+from monalisa.pool import load_pool, read_image
+from monalisa.pool_views import contact_sheet, export_frames, sweep_frames, write_gif, write_sheet
+
+from test_pool import write_pool
+
+
+@pytest.fixture
+def pool(tmp_path):
+    return load_pool(write_pool(tmp_path / "pool", rows=2, cols=3))
+
+
+def test_export_writes_every_frame_in_row_then_column_order(pool, tmp_path):
+    paths = export_frames(pool, tmp_path / "frames")
+    assert [p.name for p in paths] == [f"frame_{i:03d}.png" for i in range(6)]
+    for index, (row, col) in enumerate([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]):
+        np.testing.assert_array_equal(read_image(paths[index]), pool.frame(row, col))
+
+
+def test_export_refuses_a_directory_with_other_files(pool, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(PoolError, match="other files"):
+        export_frames(pool, tmp_path / "mine")
+
+
+def test_export_twice_replaces(pool, tmp_path):
+    export_frames(pool, tmp_path / "frames")
+    assert len(export_frames(pool, tmp_path / "frames")) == 6
+
+
+def test_contact_sheet_has_a_tile_per_cell(pool, tmp_path):
+    sheet = contact_sheet(pool, tile_width=60)
+    assert sheet.shape[1] == 3 * 64 + 4 and sheet.shape[0] > 2 * 60 * 16 / 30
+    out = write_sheet(pool, tmp_path / "sheet.png")
+    assert read_image(out).shape == contact_sheet(pool).shape
+
+
+def test_sweep_goes_there_and_back(pool, tmp_path):
+    frames = sweep_frames(pool, width=40)
+    assert len(frames) == 3 + 1
+    np.testing.assert_array_equal(frames[1], frames[3])
+    out = write_gif(pool, tmp_path / "sweep.gif", width=40)
+    with Image.open(out) as gif:
+        assert gif.n_frames == 4
