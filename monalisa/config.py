@@ -60,7 +60,7 @@ class ViewerConfig:
     idle_after: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
     idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)
     min_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) when still; lower is steadier", min=0.001, max=100)
-    beta: float = _key(0.5, "One Euro filter: speed coefficient; higher follows motion more closely", min=0, max=100)
+    beta: float = _key(5.0, "One Euro filter: speed coefficient (per frame-width/s); higher follows motion more closely", min=0, max=100)
     d_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) for the speed estimate", min=0.001, max=100)
 
 
@@ -125,6 +125,7 @@ class FommConfig:
     blend_slope: float = _key(0.06, "sigmoid slope s of the blend alpha, per pixel of a 512-pixel patch", min=0.001, max=10)
     blend_inflection: float = _key(180.0, "sigmoid inflection k, pixels from the centre of a 512-pixel patch", min=1, max=256)
     runtime: str = _key("onnxruntime", "run the network with", choices=("onnxruntime", "torch"))
+    record_sweep_s: float = _key(8.0, "seconds the dot of `monalisa record` takes to cross the screen once", min=1, max=120)
 
 
 @dataclass

@@ -1,0 +1,90 @@
+"""Generated camera videos: placement, ground truth, and that they read back as camera input."""
+
+import math
+
+import numpy as np
+import pytest
+
+from monalisa import synthetic
+from monalisa.camera import VideoFileSource
+from monalisa.errors import CameraError
+
+
+@pytest.fixture(scope="module")
+def heads():
+    return synthetic.load_heads()
+
+
+def test_heads_are_cut_around_their_eyes(heads):
+    assert set(heads) == {"grace_hopper", "astronaut"}
+    for head in heads.values():
+        side = head.image.shape[0]
+        assert head.image.shape == (side, side, 3) and head.alpha.shape == (side, side)
+        assert head.left_eye[0] < head.right_eye[0]
+        assert 0.3 * side < head.left_eye[0] < head.right_eye[0] < 0.7 * side
+        assert head.alpha[side // 2, side // 2] == pytest.approx(1.0) and head.alpha[0, 0] < 0.01
+
+
+def test_placement_puts_the_eyes_where_the_pose_says(heads):
+    head = heads["grace_hopper"]
+    pose = synthetic.Pose(0.3, 0.6, eye_distance=0.1, roll_deg=10)
+    truth = synthetic.true_face(head, synthetic.place(head, pose, (640, 480)), (640, 480))
+    assert truth.eye_mid == pytest.approx((0.3, 0.6))
+    assert truth.eye_distance_px == pytest.approx(64.0)
+    angle = math.degrees(math.atan2((truth.right_eye[1] - truth.left_eye[1]) * 480,
+                                    (truth.right_eye[0] - truth.left_eye[0]) * 640))
+    assert angle == pytest.approx(10 + math.degrees(math.atan2(head.right_eye[1] - head.left_eye[1],
+                                                               head.right_eye[0] - head.left_eye[0])), abs=0.01)
+
+
+def test_walking_video_reads_back_frame_for_frame_with_its_truth(tmp_path, heads):
+    path = tmp_path / "walk.avi"
+    truth = synthetic.walking_video(path, seconds=1.0, fps=20, size=(320, 240), heads=heads)
+    assert (truth.fps, truth.width, truth.height, len(truth.frames)) == (20, 320, 240, 20)
+    xs = [faces[0].eye_mid[0] for faces in truth.frames]
+    assert xs[0] == pytest.approx(0.15) and np.all(np.diff(xs) > 0)  # crossing left to right
+    assert synthetic.GroundTruth.load(synthetic.truth_path(path)) == truth
+    with VideoFileSource(path, pace=False) as source:
+        assert source.fps == 20
+        frames = []
+        while (frame := source.read_latest()) is not None:
+            frames.append(frame)
+    assert [f.index for f in frames] == list(range(20))
+    assert frames[0].image.shape == (240, 320, 3)
+
+
+def test_path_kinds():
+    still = synthetic.walker("still", 4.0, 0.08)
+    assert still(0.0) == still(3.9)
+    settle = synthetic.walker("walk_then_still", 4.0, 0.08)
+    assert settle(1.0).x < settle(2.4).x == settle(3.9).x
+    with pytest.raises(ValueError):
+        synthetic.walker("run", 1.0, 0.08)
+
+
+def test_two_face_truth_lists_the_closer_face_first(tmp_path, heads):
+    truth = synthetic.two_face_video(tmp_path / "two.mp4", seconds=0.5, heads=heads)
+    assert all(len(faces) == 2 for faces in truth.frames)
+    near, far = truth.frames[0]
+    assert near.eye_distance_px > far.eye_distance_px and near.eye_mid[0] > far.eye_mid[0]
+
+
+def test_empty_video_has_no_faces_and_sensor_noise(tmp_path):
+    path = tmp_path / "empty.avi"
+    truth = synthetic.empty_video(path, seconds=0.3)
+    assert truth.frames == [[]] * 9
+    with VideoFileSource(path, pace=False) as source:
+        a, b = source.read_latest(), source.read_latest()
+    assert not np.array_equal(a.image, b.image)  # like a real camera, never two identical frames
+    assert np.abs(a.image.astype(int) - b.image).mean() < 6
+
+
+def test_unknown_video_suffix_is_refused(tmp_path):
+    with pytest.raises(CameraError, match=".mkv"):
+        synthetic.empty_video(tmp_path / "x.mkv", seconds=0.1)
+
+
+def test_command_line_writes_video_and_truth(tmp_path, capsys):
+    assert synthetic.main([str(tmp_path / "e.avi"), "--kind", "empty", "--seconds", "0.2", "--size", "160x120"]) == 0
+    assert (tmp_path / "e.avi").stat().st_size > 0 and (tmp_path / "e.truth.json").is_file()
+    assert "6 frames" in capsys.readouterr().out
