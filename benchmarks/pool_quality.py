@@ -1,0 +1,335 @@
+"""Measure how well a pool turns the gaze, with FaceMesh, independently of the engine.
+
+    python benchmarks/pool_quality.py PORTRAIT POOL [--build] [--yaw-steps 33] [--max-yaw 30]
+
+PORTRAIT is an image file, or ``grace_hopper`` / ``astronaut`` for the portraits shipped
+with matplotlib / scikit-image. Every frame of the middle (pitch ~0) row is composited
+exactly as the kiosk shows it and measured; each metric is printed with its floor and
+PASS/FAIL, and the exit code is 0 only if all pass.
+
+Gaze is measured as the iris position along the eye-corner line, in eye widths. FaceMesh
+finds the face and eyes in the portrait and in every frame; the iris centre and the two
+corners are then tracked through the sweep by matching their appearance in the portrait
+(sub-pixel normalised cross-correlation), because FaceMesh alone jitters by about a step
+of a 33-frame sweep and drags its corners along with the iris. The FaceMesh-only numbers
+are printed too, for comparison with older measurements. ``--build`` first builds POOL from
+PORTRAIT with the warp engine and prints the build time. ``--sheet FILE`` writes the eyes
+of a few frames, enlarged, for looking at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monalisa.pool import Pool, load_pool, read_image  # noqa: E402
+
+CORNERS = ((33, 133), (263, 362))      # FaceMesh eye corners, one pair per eye
+IRISES = (468, 473)                    # FaceMesh iris centres (refine_landmarks=True)
+CROP_SIDE = 640                        # faces are measured on a crop resized to this
+
+EYE_SCALE_PX = 160                     # eyes are enlarged to at least this width for matching
+FLOORS = {  # name: (floor, "min" if the value must be at least the floor, else "max")
+    "gaze range": (0.30, "min"),
+    "monotonic (Spearman)": (0.99, "min"),
+    "largest/mean step": (1.5, "max"),
+    "texture kept (min)": (0.90, "min"),
+    "diff outside face (max)": (1.0, "max"),
+    "face found": (1.0, "min"),
+}
+
+
+def shipped_portrait(name: str) -> Path:
+    """A portrait file by path, or one of the names of portraits shipped in packages."""
+    if name == "grace_hopper":
+        import matplotlib
+
+        return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    if name == "astronaut":
+        import skimage
+
+        return Path(skimage.__file__).parent / "data" / "astronaut.png"
+    return Path(name)
+
+
+class Meter:
+    """FaceMesh landmarks of faces near known boxes, measured on crops at a fixed size."""
+
+    def __init__(self):
+        import mediapipe as mp
+
+        self.mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=4, refine_landmarks=True)
+
+    def faces(self, image: np.ndarray) -> list[np.ndarray]:
+        """Landmarks (478, 2) in pixels of every face in a whole image (small ones too)."""
+        found = self._process(image)
+        height, width = image.shape[:2]
+        tile_h, tile_w = round(0.6 * height), round(0.6 * width)
+        for top in (0, height - tile_h):
+            for left in (0, width - tile_w):
+                for points in self._process(image[top:top + tile_h, left:left + tile_w]):
+                    points = points + (left, top)
+                    if not any(np.all((known.min(axis=0) <= points.mean(axis=0))
+                                      & (points.mean(axis=0) <= known.max(axis=0))) for known in found):
+                        found.append(points)
+        return [self.near(image, points) for points in found]
+
+    def near(self, image: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
+        """Landmarks of the face closest to ``reference``, measured on a crop around it."""
+        (x0, y0), (x1, y1) = reference.min(axis=0), reference.max(axis=0)
+        side = 1.8 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        right = int(min(image.shape[1], cx + side / 2))
+        bottom = int(min(image.shape[0], cy + side / 2))
+        crop = image[top:bottom, left:right]
+        scale = CROP_SIDE / max(crop.shape[:2])
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        found = [pts / scale + (left, top) for pts in self._process(crop)]
+        if not found:
+            return None
+        best = min(found, key=lambda pts: np.abs(pts - reference).mean())
+        return best if np.abs(best - reference).mean() < 0.15 * side else None
+
+    def _process(self, image: np.ndarray) -> list[np.ndarray]:
+        result = self.mesh.process(np.ascontiguousarray(image))
+        height, width = image.shape[:2]
+        return [np.array([(p.x * width, p.y * height) for p in face.landmark])
+                for face in result.multi_face_landmarks or []]
+
+
+def iris_position(landmarks: np.ndarray) -> float:
+    """Iris centre projected on the corner-to-corner line, in eye widths, mean of both eyes."""
+    return float(np.mean([_along(landmarks[iris], landmarks[a], landmarks[b])
+                          for (a, b), iris in zip(CORNERS, IRISES)]))
+
+
+def _along(point: np.ndarray, corner_a: np.ndarray, corner_b: np.ndarray) -> float:
+    start, end = (corner_a, corner_b) if corner_a[0] <= corner_b[0] else (corner_b, corner_a)
+    axis = end - start
+    return float((point - start) @ axis / (axis @ axis))
+
+
+class EyeTracker:
+    """Sub-pixel iris and corner positions of one eye, tracked through a sweep of frames.
+
+    Each point is found by matching its appearance in the portrait (normalised
+    cross-correlation on an enlarged eye region), searching near where it was in the
+    place predicted from the previous two frames: the sweep starts at the frame equal to
+    the portrait and walks outward.
+    """
+
+    def __init__(self, portrait: np.ndarray, landmarks: np.ndarray, eye: int):
+        (a, b), iris = CORNERS[eye], IRISES[eye]
+        width = float(np.linalg.norm(landmarks[a] - landmarks[b]))
+        radius = float(np.linalg.norm(landmarks[iris + 1:iris + 5] - landmarks[iris], axis=1).mean())
+        # Corners are tracked by the skin just outside them: the sclera inside may stretch.
+        outward = (landmarks[a] - landmarks[b]) / width * 0.15 * width
+        self.offsets = np.array([(0.0, 0.0), outward, -outward])
+        self.points = landmarks[[iris, a, b]] + self.offsets
+        self.scale = max(1.0, EYE_SCALE_PX / width)
+        self.origin = np.floor(self.points[0] - (0.9 * width, 0.6 * width)).astype(int)
+        self.size = np.ceil(np.array([1.8, 1.2]) * width).astype(int)
+        self.reach = 0.04 * width * self.scale     # most a point may stray from its predicted place
+        self.blur = 0.03 * width * self.scale
+        reference = self._region(portrait)
+        self.templates = []
+        for point, half in zip(self.points, (0.75 * radius, 0.12 * width, 0.12 * width)):
+            x, y = (point - self.origin) * self.scale
+            h = max(3, int(round(half * self.scale)))
+            self.templates.append(reference[int(y) - h:int(y) + h + 1, int(x) - h:int(x) + h + 1])
+
+    def sweep(self, frames: list[np.ndarray], start: int) -> list[float]:
+        """Iris position along the corner line (eye widths) in every frame."""
+        positions: list[float] = [0.0] * len(frames)
+        for order in (range(start, len(frames)), range(start, -1, -1)):
+            points, velocity = self.points.copy(), np.zeros_like(self.points)
+            for index in order:
+                region = self._region(frames[index])
+                found = np.array([self._match(region, t, p) for t, p in zip(self.templates, points + velocity)])
+                velocity, points = (found - points if index != start else velocity), found
+                positions[index] = _along(*(points - self.offsets))
+        return positions
+
+    def _region(self, image: np.ndarray) -> np.ndarray:
+        x0, y0 = self.origin + self.size
+        padded = cv2.copyMakeBorder(image, self.size[1], self.size[1], self.size[0], self.size[0],
+                                    cv2.BORDER_REFLECT)
+        crop = padded[y0:y0 + self.size[1], x0:x0 + self.size[0]]
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        big = cv2.resize(gray, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_CUBIC)
+        return cv2.GaussianBlur(big, (0, 0), self.blur)  # pixel-sized glints would alias
+
+    def _match(self, region: np.ndarray, template: np.ndarray, guess: np.ndarray) -> np.ndarray:
+        score = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+        half = np.array(template.shape[::-1]) // 2
+        gx, gy = (guess - self.origin) * self.scale - half
+        ys, xs = np.mgrid[0:score.shape[0], 0:score.shape[1]]
+        score[(xs - gx) ** 2 + (ys - gy) ** 2 > self.reach ** 2] = -2
+        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+        dx = _parabola_peak(score[y, x - 1:x + 2]) if 0 < x < score.shape[1] - 1 else 0.0
+        dy = _parabola_peak(score[y - 1:y + 2, x]) if 0 < y < score.shape[0] - 1 else 0.0
+        return self.origin + (np.array([x + dx, y + dy]) + half) / self.scale
+
+
+def _parabola_peak(values: np.ndarray) -> float:
+    """Sub-sample offset of the peak of three samples around a maximum."""
+    left, mid, right = (float(v) for v in values)
+    denominator = left - 2 * mid + right
+    if denominator >= 0 or min(left, right) <= -2:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / denominator, -0.5, 0.5))
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def face_box(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    (x0, y0), (x1, y1) = landmarks.min(axis=0), landmarks.max(axis=0)
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(shape[1], int(np.ceil(x1))), min(shape[0], int(np.ceil(y1)))
+    return slice(y0, y1), slice(x0, x1)
+
+
+@dataclass
+class FaceReport:
+    """The measured numbers for one face across the middle row."""
+
+    values: dict[str, float]
+    info: dict[str, float]          # printed for comparison, not judged
+    positions: list[float]
+
+
+def measure(pool: Pool, portrait: np.ndarray, meter: Meter) -> list[FaceReport]:
+    """Measure every face of the portrait in every frame of the pool's middle row."""
+    references = meter.faces(portrait)
+    if not references:
+        raise SystemExit("FaceMesh finds no face in the portrait itself; nothing to measure")
+    row = pool.neutral_cell()[0]
+    frames = [pool.frame(row, col) for col in range(pool.cols)]
+    outside = np.ones(portrait.shape[:2], bool)
+    for reference in references:
+        outside[face_box(reference, portrait.shape)] = False
+    outside_diff = max(float(np.abs(f.astype(np.int16) - portrait)[outside].mean()) if outside.any() else 0.0
+                       for f in frames)
+    reports = []
+    for reference in references:
+        region = face_box(reference, portrait.shape)
+        base_texture = laplacian_variance(portrait[region])
+        texture = min(laplacian_variance(f[region]) / base_texture for f in frames)
+        found = [meter.near(f, reference) for f in frames]
+        raw = np.array([iris_position(lm) for lm in found if lm is not None])
+        start = pool.neutral_cell()[1]
+        sweeps = [EyeTracker(portrait, reference, eye).sweep(frames, start) for eye in (0, 1)]
+        positions = [float(p) for p in np.mean(sweeps, axis=0)]
+        known = np.array(positions)
+        steps = np.abs(np.diff(known)) if len(known) > 1 else np.zeros(1)
+        values = {
+            "gaze range": float(known.max() - known.min()) if len(known) else 0.0,
+            "monotonic (Spearman)": _spearman(known),
+            "largest/mean step": float(steps.max() / steps.mean()) if steps.mean() > 0 else float("inf"),
+            "texture kept (min)": texture,
+            "diff outside face (max)": outside_diff,
+            "face found": len(raw) / len(frames),
+        }
+        raw_steps = np.abs(np.diff(raw)) if len(raw) > 1 else np.zeros(1)
+        info = {
+            "FaceMesh-only gaze range": float(raw.max() - raw.min()) if len(raw) else 0.0,
+            "FaceMesh-only Spearman": _spearman(raw),
+            "FaceMesh-only largest/mean step": float(raw_steps.max() / raw_steps.mean())
+            if raw_steps.mean() > 0 else float("inf"),
+        }
+        reports.append(FaceReport(values, info, positions))
+    return reports
+
+
+def _spearman(values: np.ndarray) -> float:
+    if len(values) < 3:
+        return 0.0
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.arange(len(values)), values).statistic)
+
+
+def write_sheet(pool: Pool, reference: np.ndarray, path: Path) -> None:
+    """Both eyes of five frames across the middle row, enlarged, stacked top to bottom."""
+    eyes = reference[[33, 133, 263, 362]]
+    (x0, y0), (x1, y1) = eyes.min(axis=0), eyes.max(axis=0)
+    pad = 0.35 * (x1 - x0)
+    x0, x1 = max(0, int(x0 - pad)), min(pool.portrait.shape[1], int(x1 + pad))
+    y0, y1 = max(0, int(y0 - pad / 1.5)), min(pool.portrait.shape[0], int(y1 + pad / 1.5))
+    scale = max(1, 900 // max(1, x1 - x0))
+    row = pool.neutral_cell()[0]
+    cols = sorted({round(i * (pool.cols - 1) / 4) for i in range(5)})
+    crops = [pool.frame(row, c)[y0:y1, x0:x1] for c in cols]
+    sheet = np.vstack([cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+                       for c in crops])
+    ok, data = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if ok:
+        data.tofile(str(path))
+
+
+def build(portrait: Path, out: Path, yaw_steps: int, max_yaw: float) -> float:
+    """Build the pool with the warp engine; seconds taken."""
+    from monalisa.config import Config
+    from precompute.build import PrecomputeOptions, build_pool
+
+    start = time.perf_counter()
+    options = PrecomputeOptions(portrait=portrait, out=out, engine="warp", yaw_steps=yaw_steps,
+                                max_yaw=max_yaw, sheet=False)
+    build_pool(options, Config(), progress=False)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("portrait", help="image file, or grace_hopper / astronaut")
+    parser.add_argument("pool", type=Path)
+    parser.add_argument("--build", action="store_true", help="build POOL from PORTRAIT first (warp engine)")
+    parser.add_argument("--yaw-steps", type=int, default=33)
+    parser.add_argument("--max-yaw", type=float, default=30.0)
+    parser.add_argument("--sheet", type=Path, help="write enlarged eye crops of five frames here")
+    args = parser.parse_args(argv)
+    portrait_path = shipped_portrait(args.portrait)
+    if args.build:
+        seconds = build(portrait_path, args.pool, args.yaw_steps, args.max_yaw)
+        print(f"build time: {seconds:.2f} s ({args.yaw_steps} frames)")
+    portrait = read_image(portrait_path)
+    pool = load_pool(args.pool)
+    if pool.portrait.shape != portrait.shape:
+        raise SystemExit(f"{args.pool} was built from a {pool.portrait.shape[1]}x{pool.portrait.shape[0]} "
+                         f"portrait, not this {portrait.shape[1]}x{portrait.shape[0]} one")
+    meter = Meter()
+    reports = measure(pool, portrait, meter)
+    if args.sheet:
+        write_sheet(pool, meter.faces(portrait)[0], args.sheet)
+    all_pass = True
+    print(f"{portrait_path.name}: {pool.cols} frames, patch {pool.patch_rect.width}x{pool.patch_rect.height}")
+    for index, report in enumerate(reports):
+        print(f"face {index + 1} of {len(reports)}: iris positions "
+              + " ".join(f"{p:.3f}" for p in report.positions))
+        for name, value in report.values.items():
+            floor, kind = FLOORS[name]
+            ok = value >= floor if kind == "min" else value <= floor
+            all_pass &= ok
+            sign = ">=" if kind == "min" else "<="
+            print(f"  {name:32s} {value:8.3f}  (floor {sign} {floor:g})  {'PASS' if ok else 'FAIL'}")
+        for name, value in report.info.items():
+            print(f"  {name:32s} {value:8.3f}  (info)")
+    print("ALL PASS" if all_pass else "SOME FAIL")
+    return 0 if all_pass else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""`monalisa precompute` end to end: a real pool from a shipped portrait, and every bad input."""
+
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+
+from monalisa.cli import main
+from monalisa.pool import load_pool
+
+GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def error_line(capsys, code):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("W0000", "I0000"))]
+    assert code != 0 and "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("monalisa: error: "), err
+    return lines[0]
+
+
+def test_builds_a_pool_from_a_shipped_portrait(tmp_path, capsys):
+    out = tmp_path / "pool"
+    assert main(["precompute", str(GRACE), "--out", str(out), "--yaw-steps", "7"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()
+    assert len(summary) == 1 and "7 frames (1x7)" in summary[0] and "sheet.png" in summary[0]
+    pool = load_pool(out)
+    assert pool.cols == 7 and pool.manifest.engine == "warp"
+    assert pool.manifest.yaws[0] == -30 and pool.manifest.yaws[-1] == 30
+    image = cv2.cvtColor(cv2.imread(str(GRACE)), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(pool.portrait, image)
+    assert (out / "sheet.png").is_file()
+
+
+def test_grid_with_rows(tmp_path):
+    out = tmp_path / "pool"
+    assert main(["precompute", str(GRACE), "--out", str(out), "--yaw-steps", "3", "--pitch-steps", "3",
+                 "--max-pitch", "10", "--no-sheet"]) == 0
+    pool = load_pool(out)
+    assert pool.manifest.pitches == (10.0, 0.0, -10.0) and pool.neutral_cell() == (1, 1)
+    assert not (out / "sheet.png").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--yaw-steps", "0"], "--yaw-steps must be from 1 to 181"),
+    (["--max-yaw", "90"], "--max-yaw must be from 1 to 60"),
+    (["--pitch-steps", "-2"], "--pitch-steps"),
+    (["--faces", "some"], "--faces must be"),
+    (["--engine", "magic"], "--engine must be one of"),
+    (["--eyes", "1,2,3"], "--eyes takes"),
+    (["--engine", "fomm"], "needs --checkpoint"),
+])
+def test_out_of_range_flags(tmp_path, capsys, flags, message):
+    code = main(["precompute", str(GRACE), "--out", str(tmp_path / "pool"), *flags])
+    assert message in error_line(capsys, code)
+    assert not (tmp_path / "pool").exists()
+
+
+def test_unreadable_and_non_image_files(tmp_path, capsys):
+    missing = tmp_path / "missing.jpg"
+    assert "missing.jpg" in error_line(capsys, main(["precompute", str(missing), "--out", str(tmp_path / "p")]))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    assert "notes.jpg" in error_line(capsys, main(["precompute", str(text), "--out", str(tmp_path / "p")]))
+    assert not (tmp_path / "p").exists()
+
+
+def test_no_face_says_how_to_give_eye_points(tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 200, 3), 180, np.uint8))
+    line = error_line(capsys, main(["precompute", str(blank), "--out", str(tmp_path / "p")]))
+    assert "no face" in line.lower() and "--eyes" in line
+    assert not (tmp_path / "p").exists()
+
+
+def test_face_too_small_says_the_minimum(tmp_path, capsys):
+    small = tmp_path / "small.png"
+    image = cv2.imread(str(GRACE))
+    canvas = np.full((1200, 1200, 3), 200, np.uint8)
+    canvas[500:560, 500:550] = cv2.resize(image, (50, 60), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(small), canvas)
+    line = error_line(capsys, main(["precompute", str(small), "--out", str(tmp_path / "p")]))
+    assert ("small" in line.lower() or "no face" in line.lower()) and "px" in line
+
+
+def test_eye_points_without_detection(tmp_path):
+    drawing = tmp_path / "drawing.png"
+    canvas = np.full((400, 300, 3), 230, np.uint8)
+    for x in (110, 190):
+        cv2.ellipse(canvas, (x, 180), (28, 14), 0, 0, 360, (250, 250, 250), -1)
+        cv2.circle(canvas, (x, 180), 10, (60, 40, 20), -1)
+    cv2.imwrite(str(drawing), canvas)
+    out = tmp_path / "pool"
+    assert main(["precompute", str(drawing), "--out", str(out), "--eyes", "110,180,190,180,10",
+                 "--yaw-steps", "5", "--no-sheet"]) == 0
+    pool = load_pool(out)
+    left, right = pool.frame(0, 0), pool.frame(0, 4)
+    dark_x = lambda img: np.nonzero(img[170:190, 70:150, 0] < 100)[1].mean()  # noqa: E731
+    assert dark_x(left) < dark_x(right)
