@@ -448,6 +448,32 @@ def list_cameras(capture_factory: CaptureFactory = open_opencv_camera) -> list[C
 # Video files and sequences
 
 
+IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+               b"BM": "a BMP image", b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image"}
+
+
+def sniff_non_video(path: Path) -> str | None:
+    """What the file obviously is when it is not a video (an image, text), else None.
+
+    FFmpeg happily opens still images and even text files (as a terminal animation),
+    which would make the kiosk play a few frames of nonsense and stop.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    for magic, kind in IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return "a text file"
+    return None
+
+
 class VideoFileSource(_Closing):
     """A video file as a camera: paced at its own fps (newest due frame), or every frame as fast as asked.
 
@@ -464,6 +490,9 @@ class VideoFileSource(_Closing):
         self._clock = clock
         if not self.path.is_file():
             raise CameraError(f"video file not found: {self.path}")
+        kind = sniff_non_video(self.path)
+        if kind:
+            raise CameraError(f"not a readable video file: {self.path} is {kind}")
         self._capture = self._open_capture()
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0

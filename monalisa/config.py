@@ -8,6 +8,7 @@ the key and what is allowed. ``config.toml`` at the repo root documents every ke
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,7 +242,7 @@ def to_toml(config: Config) -> str:
         for f in dataclasses.fields(part):
             value = getattr(part, f.name)
             text = ("true" if value else "false") if isinstance(value, bool) else (
-                f'"{value}"' if isinstance(value, str) else repr(value))
+                json.dumps(value) if isinstance(value, str) else repr(value))
             lines += [f"# {f.metadata['help']} ({_describe(f)})", f"{f.name} = {text}"]
         lines.append("")
     return "\n".join(lines)
