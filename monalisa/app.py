@@ -197,15 +197,13 @@ class Kiosk:
             self._shown = cell
 
     def _camera_changed(self, state: str) -> None:
-        """Log, tell systemd and put a message on screen, once per change of camera state."""
+        """Tell systemd and put a message on screen, once per change of camera state.
+
+        The camera logs its own state changes (with the reason), so the kiosk's line is debug only.
+        """
         previous, self.camera_state = self.camera_state, state
         text = STATUS_TEXT.get(state, f"camera {state}")
-        if state == "ok":
-            log.info("kiosk: camera ok, following viewers")
-        elif text is None:
-            log.info("kiosk: camera %s", state)
-        else:
-            log.info("kiosk: camera %s (was %s), portrait at rest, on screen: %s", state, previous, text)
+        log.debug("kiosk: camera %s (was %s), on screen: %s", state, previous, text)
         if text != self._status:
             self._status = text
             self.renderer.set_status(text)
