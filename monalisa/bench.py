@@ -184,10 +184,10 @@ def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: flo
 
 def bench_pool(config: Config) -> Pool:
     """The pool the kiosk would show: ``[pool] path``, else the built-in one."""
-    from monalisa.builtin import builtin_pool_path
+    from monalisa.builtin import resolve_pool_path
     from monalisa.pool import load_pool
 
-    return load_pool(config.pool.path or builtin_pool_path())
+    return load_pool(resolve_pool_path(None, config.pool.path))
 
 
 def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None) -> int:

@@ -32,6 +32,12 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("monalisa")) / "pools"
 
 
+def resolve_pool_path(explicit: str | None, configured: str, progress: bool = False) -> Path:
+    """The pool to show: the --pool flag, else ``[pool] path``, else the built-in pool (built if needed)."""
+    chosen = explicit or configured
+    return Path(chosen).expanduser() if chosen else builtin_pool_path(progress=progress)
+
+
 def builtin_pool_path(build: bool = True, progress: bool = True) -> Path:
     """The built-in pool's directory, building it on first use (unless ``build`` is false)."""
     from monalisa.pool import sha256_file

@@ -31,6 +31,8 @@ STATES = (STARTING, OK, STALLED, FROZEN, LOST, ENDED)
 RETRY_POLL_S = 0.1  # while waiting to reopen, how often to look for the device node reappearing
 OPENCV_LOG_ERROR = 2  # cv2.setLogLevel value that shows errors but not warnings
 WARMUP_S = 3.0  # failed reads right after opening are retried this long (some cameras start slowly)
+UNIFORM_SPAN = 8  # a frame whose sampled pixels span fewer grey levels than this is blank (a dark room)
+UNIFORM_STRIDE = 8  # uniformity is judged on every 8th pixel of every 8th row
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,13 +163,30 @@ def open_opencv_camera(target: int | str) -> cv2.VideoCapture | None:
         cv2.setLogLevel(opencv_level)
 
 
+def same_image(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two camera images are bit-identical, without allocating a per-pixel result."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return cv2.norm(a, b, cv2.NORM_INF) == 0
+
+
+def is_uniform(image: np.ndarray) -> bool:
+    """Whether an image is (nearly) one flat colour, judged on a strided sample (a view, not a copy).
+
+    A dark gallery at night can give bit-identical black frames; those are blank, not frozen.
+    """
+    sample = image[::UNIFORM_STRIDE, ::UNIFORM_STRIDE]
+    return int(sample.max()) - int(sample.min()) < UNIFORM_SPAN
+
+
 class WebcamSource(_Closing):
     """A camera read by a daemon thread that keeps only the newest frame and reopens after faults.
 
     Faults (open fails, read fails or raises, identical frames for frozen_after_s) release the
     camera and reopen it with exponential backoff from reopen_min_s to reopen_max_s; when the
-    device node reappears during a wait, it is reopened at once. No frame for read_timeout_s
-    reads as "stalled". Each change of state is logged once.
+    device node reappears during a wait, it is reopened at once. Identical frames that are
+    (nearly) uniform, like black frames in a dark room, are not a fault. No frame for
+    read_timeout_s reads as "stalled". Each change of state is logged once.
     """
 
     def __init__(self, config: CameraConfig, capture_factory: CaptureFactory | None = None,
@@ -250,9 +269,10 @@ class WebcamSource(_Closing):
     # -- state and logging ------------------------------------------------------------------
 
     def _set_worker_state(self, state: str, reason: str = "") -> None:
-        if self._stop.is_set() and state != ENDED:
-            return  # closed: a read that was blocked in the driver must not revive the state
+        """Record the capture thread's state; once closed, only ENDED is accepted."""
         with self._changed:
+            if self._stop.is_set() and state != ENDED:
+                return  # closed: a read that was blocked in the driver must not revive the state
             self._worker_state, self._reason = state, reason
             self._changed.notify_all()
         self._note_state()
@@ -352,17 +372,17 @@ class WebcamSource(_Closing):
                     continue
                 self._set_worker_state(LOST, "read failed")
                 return (now - first_ok_t if first_ok_t else 0.0), stale
-            if stale is not None and np.array_equal(bgr, stale):
+            if stale is not None and same_image(bgr, stale):
                 if now - opened_at >= self.config.frozen_after_s:
                     return 0.0, stale  # still the same picture after reopening: reopen again (backoff grows)
                 continue
             stale = None
-            if previous is not None and np.array_equal(bgr, previous):
+            if previous is not None and same_image(bgr, previous) and not is_uniform(bgr):
                 if now - same_since >= self.config.frozen_after_s:
                     self._set_worker_state(FROZEN, f"identical frames for {now - same_since:.1f} s")
                     return 0.0, bgr
             else:
-                same_since = now
+                same_since = now  # a new picture, or a blank one (a dark room is not a frozen camera)
             previous = bgr
             first_ok_t = first_ok_t or now
             self._publish(bgr, now)
@@ -477,10 +497,11 @@ def sniff_non_video(path: Path) -> str | None:
 class VideoFileSource(_Closing):
     """A video file as a camera: paced at its own fps (newest due frame), or every frame as fast as asked.
 
-    Decoding happens in the caller's thread inside read_latest: with pace=True the frames the
+    Reading happens in the caller's thread inside read_latest: with pace=True the frames the
     caller was too slow for are skipped (their indices are skipped too, like a camera's
-    dropped frames); with pace=False every frame is returned in order. Frame.t is the frame's
-    place on the timeline (paced) or its decode time (not paced).
+    dropped frames) with grab() only, so they are never converted to images; with pace=False
+    every frame is returned in order. Frame.t is the frame's place on the timeline (paced) or
+    its decode time (not paced).
     """
 
     def __init__(self, path: str | Path, pace: bool = True, loop: bool = False,
@@ -496,8 +517,8 @@ class VideoFileSource(_Closing):
         self._capture = self._open_capture()
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
-        self._pending = self._decode()  # the next frame, read ahead so a file without frames fails here
-        if self._pending is None:
+        self._grabbed = self._capture.grab()  # the next frame, grabbed ahead so a file without frames fails here
+        if not self._grabbed:
             self._capture.release()
             raise CameraError(f"video file has no readable frames: {self.path}")
         self._next_index = 0
@@ -512,25 +533,38 @@ class VideoFileSource(_Closing):
             raise CameraError(f"not a readable video file: {self.path}")
         return capture
 
-    def _decode(self) -> np.ndarray | None:
-        """The next BGR image of the file, or None at its end."""
-        ok, bgr = self._capture.read()
-        return bgr if ok and bgr is not None else None
-
-    def _take(self) -> np.ndarray | None:
-        """Consume the next frame (rewinding when looping); None when the file has ended."""
-        image = self._pending
-        if image is None and self.loop and self._file_frames > 0:
+    def _ready(self) -> bool:
+        """Whether a next frame is grabbed, rewinding a looping file at its end; ends the source if not."""
+        if not self._grabbed and self.loop and self._file_frames > 0:
             self._capture.release()
             self._capture = self._open_capture()
             self._file_frames = 0
-            image = self._decode()
-        if image is None:
+            self._grabbed = self._capture.grab()
+        if not self._grabbed:
             self._end()
-            return None
+        return self._grabbed
+
+    def _skip(self) -> bool:
+        """Pass over the next frame without converting it to an image; False when the file has ended."""
+        if not self._ready():
+            return False
         self._file_frames += 1
-        self._pending = self._decode()
-        return image
+        self._grabbed = self._capture.grab()
+        return True
+
+    def _take(self) -> np.ndarray | None:
+        """The next frame as a BGR image (rewinding when looping); None when the file has ended.
+
+        A frame that was grabbed but cannot be retrieved ends the file, as a failed read() did.
+        """
+        while self._ready():
+            ok, bgr = self._capture.retrieve()
+            if ok and bgr is not None:
+                self._file_frames += 1
+                self._grabbed = self._capture.grab()
+                return bgr
+            self._grabbed = False  # unreadable: end here (or rewind when looping and frames were read)
+        return None
 
     def _end(self) -> None:
         if self._state != ENDED:
@@ -561,7 +595,7 @@ class VideoFileSource(_Closing):
         if due < self._next_index:
             return None
         while self._next_index < due:  # frames the caller was too slow for: dropped, like a camera
-            if self._take() is None:
+            if not self._skip():
                 return None
             self._next_index += 1
         image = self._take()

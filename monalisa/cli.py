@@ -35,88 +35,131 @@ def _csv_floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _command(sub, name: str, summary: str, description: str, parents=()) -> argparse.ArgumentParser:
+    return sub.add_parser(name, parents=list(parents), help=summary, description=description)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and flag; config keys they override are named in their help."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help=f"config file (default: ${CONFIG_ENV} or the user config dir)")
+    common.add_argument("--config", type=Path, metavar="FILE",
+                        help=f"config file (default: ${CONFIG_ENV}, else ~/.config/monalisa/config.toml if present)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
     parser = _Parser(prog="monalisa", description="A portrait whose eyes follow the person looking at it.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="start the kiosk")
+    run = _command(sub, "run", "start the kiosk", "Watch the room through the camera and show the frame "
+                   "of the pool that looks at the viewer.", [common])
     _camera_flags(run)
-    run.add_argument("--pool", help="pool directory (default: the built-in portrait's pool)")
-    run.add_argument("--fullscreen", action="store_true", default=None, help="fullscreen, cursor hidden")
-    run.add_argument("--display", type=int, help="display number for the window")
-    run.add_argument("--mapping", choices=("geometric", "linear"), help="how the viewer's position picks a frame")
-    run.add_argument("--debug", action="store_true", default=None, help="start with the debug overlay")
-    run.add_argument("--headless", action="store_true", help="no window (SDL dummy driver)")
-    run.add_argument("--max-seconds", type=float, help="stop after this many seconds")
-    run.add_argument("--max-frames", type=int, help="stop after this many camera frames")
-    run.add_argument("--trace", type=Path, help="write one JSON line per processed camera frame")
+    run.add_argument("--pool", metavar="DIR", help="pool directory (default: [pool] path, else the built-in portrait)")
+    screen = run.add_mutually_exclusive_group()
+    screen.add_argument("--fullscreen", action="store_true", default=None, help="fullscreen, cursor hidden")
+    screen.add_argument("--windowed", dest="fullscreen", action="store_false", help="a window, even if the config says fullscreen")
+    run.add_argument("--display", type=int, metavar="N", help="display (screen) number")
+    run.add_argument("--mapping", choices=("geometric", "linear"),
+                     help="geometric: eye contact (default); linear: camera x picks the column")
+    run.add_argument("--debug", action="store_true", default=None, help="start with the debug overlay (key d)")
+    run.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), for tests and servers")
+    run.add_argument("--max-seconds", type=_positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N camera frames")
+    run.add_argument("--trace", type=Path, metavar="FILE", help="write one JSON line per processed camera frame")
 
-    bench = sub.add_parser("bench", parents=[common], help="measure the loop's latency on a video")
-    bench.add_argument("--camera", help="video file (default: a generated one)")
-    bench.add_argument("--frames", type=int, help="process at most this many frames")
+    bench = _command(sub, "bench", "measure the loop's latency on a video",
+                     "Run the kiosk loop headless on a video as fast as it goes; print per-stage latency "
+                     "percentiles and throughput.", [common])
+    bench.add_argument("--camera", metavar="FILE", help="video file (default: a generated one of a face walking)")
+    bench.add_argument("--frames", type=_positive_int, metavar="N", help="process at most N frames")
 
-    preview = sub.add_parser("preview", parents=[common], help="show a pool, driven by the mouse")
-    preview.add_argument("pool", help="pool directory")
-    preview.add_argument("--fullscreen", action="store_true", default=None)
+    preview = _command(sub, "preview", "show a pool, driven by the mouse",
+                       "The kiosk's renderer with the mouse in place of the viewer: move it across the "
+                       "portrait to see every frame. q or Esc quits.", [common])
+    preview.add_argument("pool", metavar="POOL", help="pool directory")
+    preview.add_argument("--fullscreen", action="store_true", default=None, help="fullscreen")
     preview.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)
-    preview.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
+    preview.add_argument("--max-seconds", type=_positive_float, help=argparse.SUPPRESS)
 
-    pre = sub.add_parser("precompute", parents=[common], help="make a pool from a portrait")
-    pre.add_argument("portrait", type=Path)
-    pre.add_argument("--out", type=Path, required=True, help="pool directory to write")
-    pre.add_argument("--engine", default="warp", help="warp (default, no weights) or fomm")
-    pre.add_argument("--yaw-steps", type=int, default=33, help="columns, left to right (default 33)")
-    pre.add_argument("--pitch-steps", type=int, default=1, help="rows, up to down (default 1)")
-    pre.add_argument("--max-yaw", type=float, default=30.0, help="degrees to each side (default 30)")
-    pre.add_argument("--max-pitch", type=float, default=15.0, help="degrees up and down (default 15)")
+    pre = _command(sub, "precompute", "make a pool from a portrait",
+                   "Turn a portrait's gaze toward a grid of directions and write the frame pool, "
+                   "atomically, with a contact sheet.", [common])
+    pre.add_argument("portrait", type=Path, metavar="PORTRAIT", help="image file (JPEG, PNG, ...)")
+    pre.add_argument("--out", type=Path, required=True, metavar="DIR", help="pool directory to write")
+    pre.add_argument("--engine", choices=("warp", "fomm"), default="warp",
+                     help="warp: warp the painting itself, no weights (default); fomm: the original method")
+    pre.add_argument("--yaw-steps", type=int, default=33, metavar="N", help="columns, left to right (default 33)")
+    pre.add_argument("--pitch-steps", type=int, default=1, metavar="N", help="rows, top to bottom (default 1)")
+    pre.add_argument("--max-yaw", type=float, default=30.0, metavar="DEG", help="degrees to each side (default 30)")
+    pre.add_argument("--max-pitch", type=float, default=15.0, metavar="DEG", help="degrees up and down (default 15)")
     pre.add_argument("--faces", default="all", help="all (default), largest, or the N largest")
-    pre.add_argument("--eyes", type=_csv_floats, action="append", default=[],
-                     metavar="LX,LY,RX,RY[,R]", help="eye centres in pixels (repeat per face) when detection fails")
-    pre.add_argument("--head-follow", type=float, help="fraction of the turn the head follows (warp)")
-    pre.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (vox-cpk.pth.tar)")
-    pre.add_argument("--driving", type=Path, help="gaze video from `monalisa record`")
-    pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime")
+    pre.add_argument("--eyes", type=_csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
+                     help="eye centres in pixels (and iris radius) when no face is found; repeat per face")
+    pre.add_argument("--head-follow", type=float, metavar="F", help="fraction of the turn the head follows ([warp] head_follow)")
+    pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
+    pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
+    pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime ([fomm] runtime)")
     pre.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
 
-    pool = sub.add_parser("pool", help="inspect or export a pool")
-    pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=_Parser)
-    info = pool_sub.add_parser("info", parents=[common], help="summary of a pool")
-    info.add_argument("pool")
-    export = pool_sub.add_parser("export", parents=[common], help="every composited frame as PNG")
-    export.add_argument("pool")
-    export.add_argument("--out", type=Path, required=True)
-    sheet = pool_sub.add_parser("sheet", parents=[common], help="contact sheet PNG")
-    sheet.add_argument("pool")
-    sheet.add_argument("--out", type=Path, required=True)
-    gif = pool_sub.add_parser("gif", parents=[common], help="animated sweep (.gif or .mp4)")
-    gif.add_argument("pool")
-    gif.add_argument("--out", type=Path, required=True)
+    pool = _command(sub, "pool", "inspect or export a pool", "Inspect, export and preview pools.")
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=_Parser, metavar="ACTION")
+    info = _command(pool_sub, "info", "summary of a pool", "Check a pool and print its summary.", [common])
+    export = _command(pool_sub, "export", "every composited frame as PNG",
+                      "Write every frame exactly as the kiosk shows it: frame_000.png, ... row by row, "
+                      "columns left to right.", [common])
+    sheet = _command(pool_sub, "sheet", "contact sheet PNG", "A contact sheet of every cell's face.", [common])
+    gif = _command(pool_sub, "gif", "animated sweep (.gif or .mp4)",
+                   "The middle row's sweep, left to right and back, as an animation.", [common])
+    for action, out_help in ((info, None), (export, "directory to write"), (sheet, "PNG to write"),
+                             (gif, ".gif or .mp4 to write")):
+        action.add_argument("pool", metavar="POOL", help="pool directory")
+        if out_help:
+            action.add_argument("--out", type=Path, required=True, metavar="PATH", help=out_help)
     gif.add_argument("--full", action="store_true", help="whole frames instead of the face")
-    gif.add_argument("--width", type=int, default=360)
+    gif.add_argument("--width", type=_positive_int, default=360, metavar="PX", help="width in pixels (default 360)")
 
-    record = sub.add_parser("record", parents=[common], help="record a gaze video for the FOMM engine")
-    record.add_argument("--out", type=Path, required=True, help="video to write (e.g. gaze.mp4)")
-    record.add_argument("--pitch-steps", type=int, default=1)
-    record.add_argument("--camera", help="camera index or device")
+    record = _command(sub, "record", "record a gaze video for the FOMM engine",
+                      "Follow a dot with your eyes while the camera records; saves VIDEO and its dot "
+                      "positions as JSON beside it. Esc cancels and saves nothing.", [common])
+    record.add_argument("--out", type=Path, required=True, metavar="VIDEO", help="video to write (e.g. gaze.mp4)")
+    record.add_argument("--pitch-steps", type=_positive_int, default=1, metavar="N", help="rows the dot sweeps (default 1)")
+    record.add_argument("--camera", help="camera index, /dev/video path or video file ([camera] source)")
 
-    sub.add_parser("doctor", parents=[common], help="check the installation, cameras, displays and pool")
-    service = sub.add_parser("install-service", parents=[common], help="install the systemd user unit")
-    service.add_argument("--pool", help="pool directory for the service to show")
+    _command(sub, "doctor", "check the installation, cameras, displays and pool",
+             "Check everything the kiosk needs; a table of pass/fail with the fix for each failure.", [common])
+    service = _command(sub, "install-service", "install the systemd user unit",
+                       "Write ~/.config/systemd/user/monalisa.service and enable it.", [common])
+    service.add_argument("--pool", metavar="DIR", help="pool directory for the service to show")
     service.add_argument("--dry-run", action="store_true", help="print the unit instead of installing it")
     service.add_argument("--no-enable", action="store_true", help="write the unit but do not enable it")
 
-    config = sub.add_parser("config", help="configuration")
-    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
-    config_sub.add_parser("show", parents=[common], help="print the effective config")
+    config = _command(sub, "config", "configuration", "Configuration commands.")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser, metavar="ACTION")
+    _command(config_sub, "show", "print the effective config",
+             "Print the effective config (file, then flags) as commented TOML.", [common])
     return parser
 
 
 def _camera_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--camera", help="camera index, /dev/video path, or a video file")
+    parser.add_argument("--camera", help="camera index, /dev/video path, or a video file ([camera] source)")
     parser.add_argument("--no-pace", action="store_true", default=None, help="read a video file as fast as possible")
     parser.add_argument("--loop", action="store_true", default=None, help="replay a video file")
 
@@ -150,32 +193,29 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- commands
 
-def _resolve_pool(path: str | None, config) -> "Path":
-    from monalisa.builtin import builtin_pool_path
-
-    chosen = path or config.pool.path
-    return Path(chosen) if chosen else builtin_pool_path()
-
-
 def cmd_run(args, config) -> int:
+    """Load the pool (building the built-in one on first use) and run the kiosk loop."""
     from monalisa.app import KioskOptions, run_kiosk
+    from monalisa.builtin import resolve_pool_path
     from monalisa.pool import load_pool
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
-    pool = load_pool(_resolve_pool(args.pool, config))
+    pool = load_pool(resolve_pool_path(args.pool, config.pool.path, progress=sys.stderr.isatty()))
     options = KioskOptions(pool=pool, headless=args.headless, max_seconds=args.max_seconds,
                            max_frames=args.max_frames, trace=args.trace)
     return run_kiosk(config, options)
 
 
 def cmd_bench(args, config) -> int:
+    """Latency percentiles and throughput of the loop on a video."""
     from monalisa.bench import run_bench
 
     return run_bench(config, args.camera, args.frames)
 
 
 def cmd_preview(args, config) -> int:
+    """The renderer driven by the mouse, to check a pool by eye."""
     from monalisa.pool import load_pool
     from monalisa.preview import run_preview
 
@@ -185,6 +225,7 @@ def cmd_preview(args, config) -> int:
 
 
 def cmd_precompute(args, config) -> int:
+    """Build a pool and print the one-line summary."""
     from precompute.build import PrecomputeOptions, build_pool
 
     options = PrecomputeOptions(
@@ -197,6 +238,7 @@ def cmd_precompute(args, config) -> int:
 
 
 def cmd_pool(args, config) -> int:
+    """pool info / export / sheet / gif."""
     from monalisa import pool_views
     from monalisa.pool import load_pool
 
@@ -230,24 +272,28 @@ def pool_info(pool) -> str:
 
 
 def cmd_record(args, config) -> int:
+    """Record a gaze video for the FOMM engine."""
     from monalisa.record import record_gaze
 
     return record_gaze(args.out, args.pitch_steps, config)
 
 
 def cmd_doctor(args, config) -> int:
+    """Check the installation; the exit code says whether the kiosk can work."""
     from monalisa.doctor import run_doctor
 
     return run_doctor(config, config_path(args))
 
 
 def cmd_install_service(args, config) -> int:
+    """Write and enable the systemd user unit."""
     from monalisa.service import install_service
 
     return install_service(config_path(args), args.pool, enable=not args.no_enable, dry_run=args.dry_run)
 
 
 def cmd_config(args, config) -> int:
+    """Print the effective config as TOML."""
     from monalisa.config import to_toml
 
     print(to_toml(config), end="")
@@ -261,19 +307,34 @@ COMMANDS = {
 }
 
 
+def _load_config(args: argparse.Namespace):
+    """The effective config; `doctor` falls back to defaults so that it can report a bad file itself."""
+    from monalisa.config import Config, load_config
+    from monalisa.errors import ConfigError
+
+    try:
+        return load_config(config_path(args), _overrides(args))
+    except ConfigError:
+        if args.command != "doctor":
+            raise
+        return Config()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, load config, dispatch; known failures become one line on stderr."""
     try:
         args = build_parser().parse_args(argv)
-        from monalisa.config import load_config
         from monalisa.logs import setup_logging
 
-        config = load_config(config_path(args), _overrides(args))
+        config = _load_config(args)
         setup_logging(config.log, verbose=getattr(args, "verbose", False))
         return COMMANDS[args.command](args, config)
     except MonalisaError as exc:
         print(f"monalisa: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # files and devices we could not read or write: still one line
+        print(f"monalisa: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("monalisa: interrupted", file=sys.stderr)
         return 130

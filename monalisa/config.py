@@ -90,7 +90,7 @@ class RenderConfig:
     window_height: int = _key(1024, "window height when not fullscreen", min=64, max=16384)
     background: str = _key("#000000", "letterbox colour as #rrggbb")
     debug: bool = _key(False, "start with the debug overlay shown")
-    max_fps: int = _key(60, "cap on window updates per second", min=1, max=500)
+    max_fps: int = _key(60, "redraws per second of `preview` and `record` (the kiosk redraws per camera frame)", min=1, max=500)
 
 
 @dataclass
@@ -210,9 +210,17 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
 
 
 def _check_relations(config: Config, origin: str) -> None:
+    """Checks that involve more than one key, and ``~`` expanded in paths once for everyone."""
+    config.pool.path = _expand_home(config.pool.path)
+    config.log.file = _expand_home(config.log.file)
+    config.camera.source = _expand_home(config.camera.source)
     if config.camera.reopen_max_s < config.camera.reopen_min_s:
         raise ConfigError(f"{origin}: [camera] reopen_max_s must be >= reopen_min_s "
                           f"({config.camera.reopen_min_s})")
+
+
+def _expand_home(path: str) -> str:
+    return str(Path(path).expanduser()) if path.startswith("~") else path
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
@@ -226,6 +234,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, A
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     for section, values in (overrides or {}).items():

@@ -49,12 +49,6 @@ class Rect:
         return (self.width > 0 and self.height > 0 and self.x >= 0 and self.y >= 0
                 and self.x + self.width <= width and self.y + self.height <= height)
 
-    def union(self, other: "Rect") -> "Rect":
-        x0, y0 = min(self.x, other.x), min(self.y, other.y)
-        x1 = max(self.x + self.width, other.x + other.width)
-        y1 = max(self.y + self.height, other.y + other.height)
-        return Rect(x0, y0, x1 - x0, y1 - y0)
-
 
 @dataclass(frozen=True)
 class FrameEntry:
@@ -172,10 +166,16 @@ def read_image(path: Path) -> np.ndarray:
 
 def write_image(path: Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 image; the format follows the suffix."""
-    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    try:
+        ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
     if not ok:
-        raise PoolError(f"{path}: could not encode image")
-    buf.tofile(str(path))
+        raise PoolError(f"{path}: cannot write an image of this type (use .png or .jpg)")
+    try:
+        buf.tofile(str(path))
+    except OSError as exc:
+        raise PoolError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
@@ -190,6 +190,20 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Pa
         names = kind.__name__ if isinstance(kind, type) else "number"
         raise _fail(path, f"'{where}{key}' should be {names}, got {json.dumps(value)[:40]}")
     return value
+
+
+def _numbers(values: list, where: str, path: Path) -> tuple[float, ...]:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise _fail(path, f"'{where}' should hold only numbers (degrees)")
+    return tuple(float(v) for v in values)
+
+
+def _inside(name: str, where: str, path: Path) -> str:
+    """A file name from the manifest, refused if it would point outside the pool directory."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts:
+        raise _fail(path, f"'{where}' must be a path inside the pool, got {name!r}")
+    return name
 
 
 def parse_manifest(data: Any, path: Path) -> Manifest:
@@ -209,8 +223,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not patch.fits_in(width, height):
         raise _fail(path, f"patch {patch} does not fit in the {width}x{height} portrait")
     grid = _get(data, "grid", dict, "", path)
-    yaws = tuple(float(v) for v in _get(grid, "yaw", list, "grid.", path))
-    pitches = tuple(float(v) for v in _get(grid, "pitch", list, "grid.", path))
+    yaws = _numbers(_get(grid, "yaw", list, "grid.", path), "grid.yaw", path)
+    pitches = _numbers(_get(grid, "pitch", list, "grid.", path), "grid.pitch", path)
     if not yaws or not pitches:
         raise _fail(path, "grid needs at least one yaw and one pitch")
     if list(yaws) != sorted(yaws) or list(pitches) != sorted(pitches, reverse=True):
@@ -220,7 +234,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     for i, f in enumerate(frames_raw):
         where = f"frames[{i}]."
         frames.append(FrameEntry(
-            file=_get(f, "file", str, where, path), row=_get(f, "row", int, where, path),
+            file=_inside(_get(f, "file", str, where, path), where + "file", path), row=_get(f, "row", int, where, path),
             col=_get(f, "col", int, where, path), yaw=float(_get(f, "yaw", (int, float), where, path)),
             pitch=float(_get(f, "pitch", (int, float), where, path))))
     cells = sorted((f.row, f.col) for f in frames)
@@ -230,7 +244,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
                           f"{len(pitches)}x{len(yaws)} grid needs each of {len(expected)} exactly once")
     engine = _get(data, "engine", dict, "", path)
     return Manifest(
-        portrait_file=_get(portrait, "file", str, "portrait.", path), width=width, height=height,
+        portrait_file=_inside(_get(portrait, "file", str, "portrait.", path), "portrait.file", path), width=width, height=height,
         portrait_sha256=_get(portrait, "sha256", str, "portrait.", path), patch=patch,
         yaws=yaws, pitches=pitches, frames=tuple(sorted(frames, key=lambda f: (f.row, f.col))),
         engine=_get(engine, "name", str, "engine.", path), engine_params=dict(engine.get("params", {})),
@@ -310,10 +324,13 @@ class PoolWriter:
         self.tmp: Path | None = None
 
     def __enter__(self) -> "PoolWriter":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        (self.tmp / FRAMES_DIR).mkdir()
-        write_image(self.tmp / PORTRAIT_FILE, self.portrait)
+        self.tmp = make_temp_dir(self.out)
+        try:
+            (self.tmp / FRAMES_DIR).mkdir()
+            write_image(self.tmp / PORTRAIT_FILE, self.portrait)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         return self
 
     def add(self, row: int, col: int, patch: np.ndarray) -> None:
@@ -349,6 +366,23 @@ class PoolWriter:
         parse_manifest(json.loads(text), self.tmp / MANIFEST)  # never publish a pool we can't read
         (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
         _replace_dir(self.tmp, self.out)
+
+
+def make_temp_dir(out: Path) -> Path:
+    """A fresh temp dir beside ``out`` (same file system, so it can be renamed into place).
+
+    It gets the permissions a normal directory would (mkdtemp's are owner-only), so a pool
+    built by one user can be shown by the kiosk's service user.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise PoolError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
 
 
 def _replaceable(path: Path) -> bool:

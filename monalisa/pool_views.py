@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from monalisa.errors import PoolError
-from monalisa.pool import Pool, Rect, write_image
+from monalisa.pool import Pool, Rect, make_temp_dir, write_image
 
 SHEET_COLUMNS = 11
 TILE_WIDTH = 240
@@ -26,8 +25,7 @@ def export_frames(pool: Pool, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if not p.name.startswith("frame_"))):
         raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         names = []
         for index, (row, col) in enumerate(pool.cells()):
@@ -127,13 +125,9 @@ def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
 
 def _write_atomic(out: Path, write) -> None:
     """Call ``write(tmp_path)`` on a temp file beside ``out``, then rename it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = make_temp_dir(out) / out.name
     try:
         write(tmp)
         os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)

@@ -155,7 +155,7 @@ def test_config_with_a_wrong_type_for_every_key(tmp_path, capsys, section, f):
 def test_config_file_that_is_not_toml(tmp_path, capsys):
     path = tmp_path / "config.toml"
     path.write_text("camera.fps: 30\n")
-    fails_with_one_line(capsys, ["doctor", "--config", str(path)], "not valid TOML", code=2)
+    fails_with_one_line(capsys, ["config", "show", "--config", str(path)], "not valid TOML", code=2)
 
 
 def test_unknown_config_key_through_the_cli(tmp_path, capsys):

@@ -79,3 +79,33 @@ def test_repo_config_toml_documents_every_key():
         assert f"[{section.name}]" in text
         for key in dataclasses.fields(getattr(Config(), section.name)):
             assert f"\n{key.name} = " in text, f"config.toml lacks [{section.name}] {key.name}"
+
+
+def test_output_mistakes_are_one_line(pool_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_error_line(capsys, main(["pool", "export", str(pool_dir), "--out", str(blocker / "frames")]))
+    line = one_error_line(capsys, main(["pool", "sheet", str(pool_dir), "--out", str(tmp_path / "sheet")]))
+    assert "use .png" in line
+    one_error_line(capsys, main(["pool", "gif", str(pool_dir), "--out", str(tmp_path / "a.gif"), "--width", "0"]),
+                   expected_code=2)
+    one_error_line(capsys, main(["config", "show", "--config", str(tmp_path)]), expected_code=2)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_doctor_reports_a_bad_config_instead_of_refusing(tmp_path, capsys, monkeypatch):
+    from monalisa import doctor
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[camera]\nfps = 'fast'\n")
+    seen = {}
+    monkeypatch.setattr(doctor, "run_doctor", lambda config, path: seen.update(path=path) or 1)
+    assert main(["doctor", "--config", str(cfg)]) == 1
+    assert seen["path"] == cfg
+
+
+def test_home_in_config_paths_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[pool]\npath = '~/pools/lisa'\n")
+    assert load_config(cfg).pool.path == str(tmp_path / "pools" / "lisa")

@@ -185,3 +185,35 @@ def test_portrait_of_wrong_size(tmp_path):
     shutil.copy(out / "frames" / "r00_c00.png", out / "portrait.png")
     with pytest.raises(PoolError, match="portrait.png: is 30x16, manifest says 80x60"):
         load_pool(out)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["frames"][0].update(file="../../../etc/hostname"), "inside the pool"),
+    (lambda d: d["portrait"].update(file="/etc/hostname"), "inside the pool"),
+    (lambda d: d["grid"].update(yaw=["left", 0.0, 20.0]), "only numbers"),
+])
+def test_manifest_paths_and_numbers(tmp_path, change, message):
+    out = write_pool(tmp_path / "pool")
+    edit_manifest(out, change)
+    with pytest.raises(PoolError, match=message):
+        load_pool(out)
+
+
+def test_published_pool_is_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = write_pool(tmp_path / "pool")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "frames" / "r00_c00.png").stat().st_mode) == 0o644
+
+
+def test_unwritable_destination_is_a_pool_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PoolError, match="cannot write here"):
+        write_pool(blocker / "pool")

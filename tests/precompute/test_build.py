@@ -48,7 +48,7 @@ def test_grid_with_rows(tmp_path):
     (["--max-yaw", "90"], "--max-yaw must be from 1 to 60"),
     (["--pitch-steps", "-2"], "--pitch-steps"),
     (["--faces", "some"], "--faces must be"),
-    (["--engine", "magic"], "--engine must be one of"),
+    (["--engine", "magic"], "invalid choice: 'magic'"),
     (["--eyes", "1,2,3"], "--eyes takes"),
     (["--engine", "fomm"], "needs --checkpoint"),
 ])
