@@ -11,12 +11,14 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from monalisa.errors import PrecomputeError
+from monalisa.errors import PoolError, PrecomputeError
+from monalisa.pool import read_image
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +89,9 @@ class FaceGeometry:
 def load_portrait(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8; PrecomputeError naming the file if that fails."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise PrecomputeError(f"{path}: cannot read portrait ({exc.strerror or exc})") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise PrecomputeError(f"{path}: not a readable image (JPEG, PNG, ...)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_image(Path(path))
+    except PoolError as exc:
+        raise PrecomputeError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- detection

@@ -19,32 +19,23 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from monalisa.pool import sha256_file
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
 EXPORT_VERSION = 1
 OPSET = 17
 KP_DETECTOR_FILE = "kp_detector.onnx"
 GENERATOR_FILE = "generator.onnx"
-HASH_CHUNK_BYTES = 1 << 22
 READABLE_FILE_MODE = 0o644
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_directory(checkpoint_path, config, image_size, cache_root=None):
     """Where the exported graphs for this checkpoint, config and image size belong."""
     checkpoint_path = Path(checkpoint_path)
     digest = hashlib.sha256()
-    digest.update(file_sha256(checkpoint_path).encode())
+    digest.update(sha256_file(checkpoint_path).encode())
     digest.update(repr(sorted(asdict(config).items())).encode())
     digest.update(f"size={image_size};export={EXPORT_VERSION};opset={OPSET}".encode())
     root = Path(cache_root) if cache_root else checkpoint_path.with_name(checkpoint_path.name + ".onnx-cache")
