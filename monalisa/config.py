@@ -56,7 +56,7 @@ class ViewerConfig:
 
     switch_ratio: float = _key(1.3, "another face must be this much larger (closer) to take over", min=1.0, max=10)
     switch_after_s: float = _key(0.7, "...and stay so for this long", min=0.0, max=30)
-    match_distance: float = _key(0.15, "max move between frames (fraction of frame width) to count as the same person", min=0.01, max=1)
+    match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to count as the same person", min=0.01, max=1)
     hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)
     idle_after: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
     idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)

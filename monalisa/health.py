@@ -1,4 +1,4 @@
-"""The health line: every few minutes one log line with fps, latency, memory and camera state.
+"""The health line: every ``[log] health_interval_s`` (default a minute) one log line with fps, latency, memory and camera state.
 
 An operator reading ``journalctl`` after a week should see at a glance whether the kiosk
 kept up (fps), stayed responsive (latency, longest gap between frames) and did not leak

@@ -2,6 +2,8 @@
 
 Real faces cut from portraits shipped inside installed packages (matplotlib's Grace Hopper,
 scikit-image's astronaut) are pasted onto generated backgrounds and moved along a path.
+Grace Hopper is always there (matplotlib is a base dependency); scikit-image is only in the
+test extra, so without it there is no astronaut and every face is Grace Hopper.
 Where their eyes are in the cut-out is measured once with MediaPipe FaceMesh (iris centres),
 so the true eye positions in every frame follow exactly from the placement. Each video is
 written with a ground-truth JSON next to it (`truth_path(video)`).
@@ -87,15 +89,20 @@ def truth_path(video_path: str | Path) -> Path:
 
 
 def shipped_portraits() -> dict[str, np.ndarray]:
-    """Portraits that come inside installed packages, as RGB arrays."""
+    """Portraits that come inside installed packages, as RGB arrays: Grace Hopper, and the astronaut if scikit-image is installed."""
     import matplotlib
-    from skimage import data
 
     hopper_file = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     hopper = cv2.imread(str(hopper_file))
     if hopper is None:
         raise MonalisaError(f"synthetic: cannot read {hopper_file}")
-    return {"grace_hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB), "astronaut": data.astronaut()}
+    portraits = {"grace_hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB)}
+    try:
+        from skimage import data
+    except ImportError:
+        return portraits  # scikit-image is only in the test extra: Grace Hopper alone
+    portraits["astronaut"] = data.astronaut()
+    return portraits
 
 
 def load_heads() -> dict[str, Head]:
@@ -252,6 +259,10 @@ def render_video(path: str | Path, seconds: float, actors: list[Actor], fps: flo
         raise CameraError(f"synthetic video must end in {' or '.join(CODECS)}: {path}")
     if heads is None:
         heads = load_heads() if actors else {}
+    missing = sorted({actor.head for actor in actors} - set(heads))
+    if missing:
+        raise MonalisaError(f"synthetic: no head {', '.join(missing)} (available: {', '.join(sorted(heads))}; "
+                            "the astronaut needs scikit-image)")
     rng = np.random.default_rng(seed)
     backdrop = background(size, rng)
     grain = [rng.normal(0, noise, (size[1], size[0], 3)).astype(np.int16) for _ in range(NOISE_FRAMES)] if noise > 0 else []
@@ -287,8 +298,14 @@ def walking_video(path: str | Path, seconds: float = 5.0, fps: float = 30, size:
 
 def two_face_video(path: str | Path, seconds: float = 5.0, fps: float = 30, size: tuple[int, int] = (640, 480),
                    seed: int = 1, noise: float = 3.0, heads: dict[str, Head] | None = None) -> GroundTruth:
-    """A near person (bigger, drifting right of centre) and a far one walking across the left half."""
-    near = Actor("astronaut", walker("walk", seconds, 0.11, x_from=0.78, x_to=0.68, y=0.45))
+    """A near person (bigger, drifting right of centre) and a far one walking across the left half.
+
+    The near one is the astronaut, or Grace Hopper too when scikit-image is not installed.
+    """
+    if heads is None:
+        heads = load_heads()
+    near = Actor("astronaut" if "astronaut" in heads else "grace_hopper",
+                 walker("walk", seconds, 0.11, x_from=0.78, x_to=0.68, y=0.45))
     far = Actor("grace_hopper", walker("walk", seconds, 0.065, x_from=0.10, x_to=0.40, y=0.35))
     return render_video(path, seconds, [near, far], fps, size, seed, noise, heads)
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from monalisa.camera import (CameraInfo, Fault, FaultInjectingSource, Frame, SequenceSource, VideoFileSource,
-                             WebcamSource, device_node, list_cameras, open_source, parse_camera_target,
-                             parse_faults)
+                             WebcamSource, device_node, is_uniform, list_cameras, open_source,
+                             parse_camera_target, parse_faults, same_image)
 from monalisa.config import CameraConfig
 from monalisa.errors import CameraError, ConfigError
 
 
 class FakeCamera:
-    """A scripted webcam: plug/unplug it, make reads fail, freeze its picture, stall it, move its index."""
+    """A scripted webcam: plug/unplug it, make reads fail, freeze its picture, darken it, stall it, move its index."""
 
     def __init__(self, index: int = 0, fps: float = 100.0):
         self.index = index
@@ -25,6 +25,7 @@ class FakeCamera:
         self.plugged = True
         self.fail_reads = False
         self.frozen = False
+        self.dark = False  # bit-identical black frames, like a camera in an unlit room
         self.stall_s = 0.0
         self.raise_on_open: Exception | None = None
         self.generation = 0  # bumped on unplug: captures opened before stop working, like a dead fd
@@ -74,6 +75,8 @@ class FakeCapture:
             return False, None
         if camera.fail_reads or not camera.plugged or camera.generation != self.generation:
             return False, None
+        if camera.dark:
+            return True, np.zeros((24, 32, 3), np.uint8)
         if not camera.frozen:
             camera.counter += 1
         image = np.zeros((24, 32, 3), np.uint8)
@@ -208,6 +211,52 @@ def test_frozen_camera_is_reported_reopened_and_its_picture_not_delivered_again(
     assert sum("frozen" in line for line in camera_lines(caplog)) == 1
 
 
+def test_identical_black_frames_of_a_dark_room_are_not_a_frozen_camera(caplog):
+    caplog.set_level(logging.INFO, logger="monalisa.camera")
+    camera = FakeCamera()
+    with webcam(camera) as source:  # frozen_after_s = 0.4
+        assert source.wait(2.0)
+        camera.dark = True
+        delivered = 0
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            if source.wait(0.2) and source.read_latest() is not None:
+                delivered += 1
+            assert source.state == "ok"
+        assert delivered > 20  # the black frames are still delivered
+    assert len(camera.opens) == 1  # never released and reopened
+    assert not any("frozen" in line for line in camera_lines(caplog))
+
+
+def test_uniform_and_identical_images_are_told_apart_without_full_comparisons():
+    black = np.zeros((48, 64, 3), np.uint8)
+    assert is_uniform(black) and is_uniform(black + 5)
+    noisy_dark = black.copy()
+    noisy_dark[::3, ::5] = 6  # a little sensor noise in the dark is still blank
+    assert is_uniform(noisy_dark)
+    picture = black.copy()
+    picture[:, 32:] = 90
+    assert not is_uniform(picture)
+    assert same_image(picture, picture.copy())
+    changed = picture.copy()
+    changed[47, 63, 2] = 1  # one byte of one pixel differs
+    assert not same_image(picture, changed)
+    assert not same_image(picture, picture[:, :, 0]) and not same_image(picture, np.zeros((48, 32, 3), np.uint8))
+
+
+def test_a_read_finishing_after_close_cannot_overwrite_ended():
+    camera = FakeCamera()
+    source = webcam(camera)
+    with source._changed:  # hold the lock so the late "lost" waits on it, as after a blocked driver read
+        late = threading.Thread(target=source._set_worker_state, args=("lost", "read failed"))
+        late.start()
+        time.sleep(0.05)
+        source.close()
+    late.join(1.0)
+    assert not late.is_alive()
+    assert source.state == "ended"
+
+
 def test_stalled_camera_reads_as_stalled_then_recovers():
     camera = FakeCamera()
     with webcam(camera) as source:
@@ -328,6 +377,40 @@ def test_paced_video_releases_the_frame_due_now_and_drops_the_rest(tmp_path):
     assert (late.index, grey(late)) == (3, 3) and late.t == pytest.approx(100.3)
     now[0] = 102.0
     assert source.read_latest() is None and source.state == "ended"
+
+
+class RetrieveCounter:
+    """Wraps a cv2.VideoCapture and counts the frames converted to images."""
+
+    def __init__(self, capture):
+        self.capture, self.retrieved, self.reads = capture, 0, 0
+
+    def retrieve(self, *args):
+        self.retrieved += 1
+        return self.capture.retrieve(*args)
+
+    def read(self, *args):
+        self.reads += 1
+        return self.capture.read(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.capture, name)
+
+
+def test_paced_video_only_grabs_the_frames_it_drops(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "v.avi", 12, fps=10)
+    opened = []
+    real_open = VideoFileSource._open_capture
+    monkeypatch.setattr(VideoFileSource, "_open_capture",
+                        lambda self: opened.append(RetrieveCounter(real_open(self))) or opened[-1])
+    now = [100.0]
+    source = VideoFileSource(video, pace=True, clock=lambda: now[0])
+    source.start()
+    assert grey(source.read_latest()) == 0
+    now[0] = 101.05
+    late = source.read_latest()
+    assert (late.index, grey(late)) == (10, 10)  # frames 1-9 dropped
+    assert (opened[0].retrieved, opened[0].reads) == (2, 0)  # only frames 0 and 10 became images
 
 
 def test_looping_video_replays_with_growing_indices(tmp_path):

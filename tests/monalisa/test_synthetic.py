@@ -1,13 +1,14 @@
 """Generated camera videos: placement, ground truth, and that they read back as camera input."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
 
 from monalisa import synthetic
 from monalisa.camera import VideoFileSource
-from monalisa.errors import CameraError
+from monalisa.errors import CameraError, MonalisaError
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,31 @@ def test_command_line_writes_video_and_truth(tmp_path, capsys):
     assert synthetic.main([str(tmp_path / "e.avi"), "--kind", "empty", "--seconds", "0.2", "--size", "160x120"]) == 0
     assert (tmp_path / "e.avi").stat().st_size > 0 and (tmp_path / "e.truth.json").is_file()
     assert "6 frames" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_scikit_image(monkeypatch):
+    """Make `import skimage` fail, as after a plain `pip install -e .` (scikit-image is only in the test extra)."""
+    for name in [name for name in sys.modules if name == "skimage" or name.startswith("skimage.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "skimage", None)
+
+
+def test_without_scikit_image_grace_hopper_is_the_only_head(no_scikit_image, tmp_path, heads):
+    assert set(synthetic.shipped_portraits()) == {"grace_hopper"}
+    hopper_only = {"grace_hopper": heads["grace_hopper"]}
+    truth = synthetic.two_face_video(tmp_path / "two.avi", seconds=0.2, size=(320, 240), heads=hopper_only)
+    assert all(len(faces) == 2 for faces in truth.frames)
+    with pytest.raises(MonalisaError, match="no head astronaut .*scikit-image"):
+        synthetic.walking_video(tmp_path / "a.avi", seconds=0.1, head="astronaut", heads=hopper_only)
+    assert not (tmp_path / "a.avi").exists()
+
+
+def test_bench_generates_its_video_without_scikit_image(no_scikit_image, tmp_path, capsys):
+    from monalisa.bench import grid_pool, run_bench
+    from monalisa.config import Config
+
+    pool = grid_pool(tmp_path / "pool", rows=1, cols=9)
+    assert run_bench(Config(), None, 10, pool=pool) == 0
+    out = capsys.readouterr().out
+    assert "synthetic walk" in out and "frames 10 in" in out
