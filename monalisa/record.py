@@ -140,9 +140,18 @@ class _Window:
     """The pygame window: the dot, a countdown, a progress bar and a small camera preview."""
 
     def __init__(self, config: Config):
+        """Open the window; a MonalisaError when there is no display to open it on."""
         import pygame
 
         self.pg = pygame
+        try:
+            self._open(config)
+        except pygame.error as exc:
+            self.close()
+            raise MonalisaError(f"cannot open a window for recording: {exc}; run it in a desktop session") from exc
+
+    def _open(self, config: Config) -> None:
+        pygame = self.pg
         pygame.display.init()
         pygame.font.init()
         render = config.render
@@ -195,6 +204,7 @@ class _Window:
         self.screen.blit(label, label.get_rect(center=(x, y)))
 
     def close(self) -> None:
+        """Shut pygame's display and fonts down (safe when they never started)."""
         self.pg.display.quit()
         self.pg.font.quit()
 
@@ -207,8 +217,9 @@ def gaze_json_path(video: Path) -> Path:
 def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock: Clock | None = None) -> int:
     """Record a gaze video to ``out`` (+ its JSON); 0 when saved, 1 when cancelled (nothing saved).
 
-    ``source`` (a monalisa.camera FrameSource, default: the configured camera) and ``clock`` are
-    injectable for tests; the source is started and closed here.
+    ``source`` (a monalisa.camera FrameSource, default: the configured camera, which may also be a
+    video file) and ``clock`` are injectable for tests; the source is started and closed here.
+    The video is written at the source's own rate when it has one (a file), else the camera's fps.
     """
     out = Path(out)
     if out.suffix.lower() not in FOURCC:
@@ -223,7 +234,8 @@ def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock:
     out.parent.mkdir(parents=True, exist_ok=True)
     tag = f".{out.stem}.recording-{os.getpid()}"
     temp_video, temp_json = out.with_name(tag + out.suffix), out.with_name(tag + ".json")
-    video = _VideoOut(temp_video, float(config.camera.fps))
+    fps = float(getattr(source, "fps", config.camera.fps))
+    video = _VideoOut(temp_video, fps)
     window = None
     try:
         window = _Window(config)
@@ -234,7 +246,7 @@ def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock:
         if samples is None:
             log.warning("recording cancelled; nothing saved")
             return 1
-        document = {"format": GAZE_FORMAT, "video": out.name, "fps": float(config.camera.fps),
+        document = {"format": GAZE_FORMAT, "video": out.name, "fps": fps,
                     "width": video.size[0], "height": video.size[1], "pitch_steps": pitch_steps,
                     "sweep_s": config.fomm.record_sweep_s, "frames": samples}
         temp_json.write_text(json.dumps(document, indent=1), encoding="utf-8")

@@ -89,7 +89,7 @@ def truth_path(video_path: str | Path) -> Path:
 
 
 def shipped_portraits() -> dict[str, np.ndarray]:
-    """Portraits that come inside installed packages, as RGB arrays: Grace Hopper, and the astronaut if scikit-image is installed."""
+    """Portraits inside installed packages, as RGB: Grace Hopper, plus the astronaut when scikit-image is installed."""
     import matplotlib
 
     hopper_file = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"

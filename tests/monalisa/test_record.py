@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from monalisa.camera import Frame
+from monalisa import camera as camera_module
+from monalisa.camera import Frame, VideoFileSource
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError
-from monalisa.record import Sweep, record_gaze
+from monalisa.record import Sweep, gaze_json_path, record_gaze
 
 
 class FakeClock:
@@ -133,6 +134,45 @@ def test_a_silent_camera_is_an_error_and_leaves_nothing(tmp_path):
 def test_unknown_video_suffix_is_refused(tmp_path):
     with pytest.raises(MonalisaError, match=".mp4"):
         record_gaze(tmp_path / "gaze.mkv", 1, small_config(), source=FakeCamera(FakeClock()), clock=FakeClock())
+
+
+def test_no_display_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import pygame
+
+    pygame.display.quit()
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")  # like a console session without a display
+    clock = FakeClock()
+    camera = FakeCamera(clock)
+    with pytest.raises(MonalisaError, match="^cannot open a window for recording: .+; run it in a desktop session$"):
+        record_gaze(tmp_path / "gaze.mp4", 1, small_config(), source=camera, clock=clock)
+    assert camera.closed and list(tmp_path.iterdir()) == []
+    assert not pygame.display.get_init()
+
+
+def test_record_from_a_video_file_named_as_the_camera(tmp_path, monkeypatch):
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(150):  # 6 s at 25 fps: the 3 s countdown and a 2 s sweep fit
+        writer.write(np.full((48, 64, 3), i, np.uint8))
+    writer.release()
+    clock = FakeClock()
+    opened = []
+
+    class FileOnTheFakeClock(VideoFileSource):
+        def __init__(self, path, pace=True, loop=False):
+            super().__init__(path, pace=pace, loop=loop, clock=clock.now)
+            opened.append(self)
+
+    monkeypatch.setattr(camera_module, "VideoFileSource", FileOnTheFakeClock)
+    config = small_config()
+    config.camera.source = str(clip)  # what `monalisa record --camera clip.avi` sets
+    out = tmp_path / "out" / "gaze.avi"
+    assert record_gaze(out, 1, config, clock=clock) == 0
+    assert len(opened) == 1 and opened[0].path == clip and opened[0].state == "ended"
+    data = json.loads(gaze_json_path(out).read_text())
+    assert data["fps"] == 25.0  # the file's own rate, not the camera's 30
+    assert 45 <= len(data["frames"]) <= 52  # 2 s of sweep at 25 fps
+    assert count_frames(out) == len(data["frames"])
 
 
 def test_sweep_timeline():
