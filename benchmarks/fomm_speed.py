@@ -76,14 +76,14 @@ def main(argv=None):
     args = parse_args(argv)
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from precompute.fomm import FommConfig, FommError, make_random_checkpoint
+    from precompute.fomm import FommError, FommNetworkConfig, make_random_checkpoint
 
     try:
         if args.checkpoint:
             run(args.checkpoint, args.frames, args.rounds, args.threads)
             return 0
         with tempfile.TemporaryDirectory(prefix="fomm-speed-") as directory:
-            checkpoint = make_random_checkpoint(Path(directory) / "random-vox256.pth.tar", FommConfig.vox256())
+            checkpoint = make_random_checkpoint(Path(directory) / "random-vox256.pth.tar", FommNetworkConfig.vox256())
             run(checkpoint, args.frames, args.rounds, args.threads)
         return 0
     except FommError as error:

@@ -4,7 +4,8 @@
 turn: pump window events, take the newest camera frame if there is one (never waiting for
 the camera longer than ``wait_s``, so the window stays responsive), and show the chosen
 cell. While the camera is not delivering, the portrait stays up, drifts back to neutral
-and a status message says what is wrong. ``run_kiosk`` wires the real parts from a Config.
+and a status message says what is wrong. ``open_kiosk`` wires the real parts from a Config;
+``run_kiosk`` (the kiosk) and ``monalisa.bench`` (measurements) both use it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from monalisa.config import Config
 from monalisa.gaze import CellSelector, Mapping, make_mapping
@@ -68,7 +69,7 @@ class Renderer(Protocol):
 
     debug: bool
 
-    def show(self, cell: tuple[int, int]) -> float: ...
+    def show(self, cell: tuple[int, int]) -> None: ...
     def poll(self) -> list[str]: ...
     def set_status(self, text: str | None) -> None: ...
     def set_debug(self, info: Any) -> None: ...
@@ -175,7 +176,8 @@ class Kiosk:
         self._update_fps(frame.t)
         if self.renderer.debug:
             self.renderer.set_debug(self._debug_info(frame, faces, state, cell))
-        shown = self.renderer.show(cell)
+        self.renderer.show(cell)
+        shown = clock()
         self._shown = cell
         self.frames += 1
         ms["render"] = (shown - selected) * 1000.0
@@ -274,32 +276,46 @@ def build_parts(config: Config, pool: Pool) -> tuple[ViewerTracker, Mapping, Cel
     return tracker, mapping, selector
 
 
-def run_kiosk(config: Config, options: KioskOptions) -> int:
-    """Run the kiosk until quit, a limit, or the end of a non-looping video; returns 0."""
+@contextlib.contextmanager
+def open_kiosk(config: Config, pool: Pool, source=None, *, headless: bool = False,
+               **kiosk_args: Any) -> Iterator[Kiosk]:
+    """A Kiosk with the real parts (BlazeFace, the pygame renderer); all of them closed on exit, whatever happens.
+
+    ``source`` (default: the configured camera) is owned from here on: closed on exit too. It is
+    not started, so callers can warm up first. ``kiosk_args`` go to Kiosk (observers, health, ...).
+    """
     from monalisa.camera import open_source
     from monalisa.detector import BlazeFaceDetector
-    from monalisa.health import HealthMonitor
     from monalisa.render import Renderer
+
+    with contextlib.ExitStack() as parts:  # everything opened here is closed, in reverse
+        if source is None:
+            source = open_source(config.camera)
+        parts.enter_context(contextlib.closing(source))
+        detector = parts.enter_context(contextlib.closing(BlazeFaceDetector(config.detector)))
+        renderer = parts.enter_context(contextlib.closing(Renderer(pool, config.render, headless=headless)))
+        tracker, mapping, selector = build_parts(config, pool)
+        yield Kiosk(source, detector, tracker, mapping, selector, renderer, **kiosk_args)
+
+
+def run_kiosk(config: Config, options: KioskOptions) -> int:
+    """Run the kiosk until quit, a limit, or the end of a non-looping video; returns 0."""
+    from monalisa.health import HealthMonitor
     from monalisa.service import SystemdNotifier
 
     with contextlib.ExitStack() as parts:  # everything opened here is closed, in reverse, whatever happens
         notifier = SystemdNotifier.from_env()
         parts.callback(notifier.stopping)
-        source = parts.enter_context(contextlib.closing(open_source(config.camera)))
-        detector = parts.enter_context(contextlib.closing(BlazeFaceDetector(config.detector)))
-        renderer = parts.enter_context(contextlib.closing(
-            Renderer(options.pool, config.render, headless=options.headless)))
         observers = []
         if options.trace is not None:
             observers.append(parts.enter_context(contextlib.closing(TraceWriter(options.trace))))
-        tracker, mapping, selector = build_parts(config, options.pool)
-        kiosk = Kiosk(source, detector, tracker, mapping, selector, renderer,
-                      health=HealthMonitor(config.log.health_interval_s), notifier=notifier,
-                      observers=observers)
-        log.info("kiosk: %s mapping, %dx%d pool, camera %s", mapping.name, options.pool.rows,
-                 options.pool.cols, source.describe())
+        kiosk = parts.enter_context(open_kiosk(
+            config, options.pool, headless=options.headless, observers=observers,
+            health=HealthMonitor(config.log.health_interval_s), notifier=notifier))
+        log.info("kiosk: %s mapping, %dx%d pool, camera %s", kiosk.mapping.name, options.pool.rows,
+                 options.pool.cols, kiosk.source.describe())
         parts.enter_context(_stop_on_sigterm(kiosk))
-        source.start()
+        kiosk.source.start()
         return kiosk.run(options.max_seconds, options.max_frames)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monalisa.app import STAGES, FrameRecord, Kiosk, build_parts
+from monalisa.app import STAGES, FrameRecord, open_kiosk
 from monalisa.config import Config
 from monalisa.pool import Pool
 
@@ -127,28 +127,17 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
     ``timeline``: not paced, but frames stamped 1/fps apart (see VideoTimeline).
     """
     from monalisa.camera import VideoFileSource
-    from monalisa.detector import BlazeFaceDetector
-    from monalisa.render import Renderer
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     source = VideoFileSource(video, pace=pace and not timeline, loop=False)
-    if timeline:
-        source = VideoTimeline(source)
-    detector = BlazeFaceDetector(config.detector)
-    renderer = Renderer(pool, config.render, headless=True)
     recorder = FrameLog()
-    try:
-        tracker, mapping, selector = build_parts(config, pool)
-        kiosk = Kiosk(source, detector, tracker, mapping, selector, renderer, observers=[recorder])
-        detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
-        source.start()
+    with open_kiosk(config, pool, VideoTimeline(source) if timeline else source, headless=True,
+                    observers=[recorder]) as kiosk:
+        kiosk.detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
+        kiosk.source.start()
         wall0, cpu0 = time.monotonic(), time.process_time()
         kiosk.run(max_frames=frames)
         wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
-    finally:
-        renderer.close()
-        detector.close()
-        source.close()
     stats = {name: np.asarray(values[warmup:], dtype=np.float64) for name, values in recorder.stage_ms.items()}
     return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),

@@ -1,7 +1,8 @@
-"""Frame sources for the kiosk: a webcam that survives faults, video files, and fault injection.
+"""Frame sources for the kiosk: a webcam that survives faults, and video files.
 
 Every source hands out `Frame`s (RGB uint8, a running index, capture time) through the small
-`FrameSource` protocol, so the loop cannot tell a webcam from a file or a test fake.
+`FrameSource` protocol, so the loop cannot tell a webcam from a file or a test fake (see
+`monalisa.camera_faults` for image sequences and fault injection).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -86,8 +87,8 @@ class Capture(Protocol):
 CaptureFactory = Callable[["int | str"], "Capture | None"]
 
 
-class _Closing:
-    """Lets every source be used as a context manager."""
+class ClosingSource:
+    """Base of the sources: `with source:` starts it and closes it at the end."""
 
     def __enter__(self):
         self.start()
@@ -179,7 +180,7 @@ def is_uniform(image: np.ndarray) -> bool:
     return int(sample.max()) - int(sample.min()) < UNIFORM_SPAN
 
 
-class WebcamSource(_Closing):
+class WebcamSource(ClosingSource):
     """A camera read by a daemon thread that keeps only the newest frame and reopens after faults.
 
     Faults (open fails, read fails or raises, identical frames for frozen_after_s) release the
@@ -465,7 +466,7 @@ def list_cameras(capture_factory: CaptureFactory = open_opencv_camera) -> list[C
 
 
 # --------------------------------------------------------------------------------------------
-# Video files and sequences
+# Video files
 
 
 IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
@@ -494,7 +495,7 @@ def sniff_non_video(path: Path) -> str | None:
     return None
 
 
-class VideoFileSource(_Closing):
+class VideoFileSource(ClosingSource):
     """A video file as a camera: paced at its own fps (newest due frame), or every frame as fast as asked.
 
     Reading happens in the caller's thread inside read_latest: with pace=True the frames the
@@ -632,135 +633,6 @@ class VideoFileSource(_Closing):
     def describe(self) -> str:
         return (f"video {self.path} at {self.fps:g} fps, {'paced' if self.pace else 'not paced'}"
                 f"{', looping' if self.loop else ''}: {self.state}")
-
-
-class SequenceSource(_Closing):
-    """Frames from an iterable of RGB images, one per read_latest call (tests and generated input)."""
-
-    def __init__(self, images: Iterable[np.ndarray], clock: Callable[[], float] = time.monotonic):
-        self._images = iter(images)
-        self._clock = clock
-        self._next_index = 0
-        self._state = STARTING
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def start(self) -> None:
-        if self._state == STARTING:
-            self._state = OK
-
-    def read_latest(self) -> Frame | None:
-        if self._state != OK:
-            return None
-        image = next(self._images, None)
-        if image is None:
-            self._state = ENDED
-            return None
-        frame = Frame(image, self._next_index, self._clock())
-        self._next_index += 1
-        return frame
-
-    def wait(self, timeout: float) -> bool:
-        return self._state == OK
-
-    def close(self) -> None:
-        self._state = ENDED
-
-    def describe(self) -> str:
-        return f"image sequence: {self._state}"
-
-
-# --------------------------------------------------------------------------------------------
-# Fault injection
-
-FAULT_STATES = {"unplug": LOST, "read_fail": LOST, "stall": STALLED, "freeze": FROZEN}
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault covering the inner source's frames start .. start+frames-1.
-
-    unplug / read_fail: the frames are swallowed and the state is "lost"; stall: swallowed,
-    "stalled"; freeze: delivered, but showing the last image before the fault, "frozen".
-    """
-
-    kind: str
-    start: int
-    frames: int
-
-    def __post_init__(self):
-        if self.kind not in FAULT_STATES:
-            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULT_STATES)}")
-
-    def covers(self, index: int) -> bool:
-        return self.start <= index < self.start + self.frames
-
-
-def parse_faults(text: str) -> list[Fault]:
-    """Parse a schedule like "unplug@90+60,freeze@300+150" (kind@first_frame+frame_count)."""
-    faults = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        match = re.fullmatch(r"(\w+)@(\d+)\+(\d+)", item)
-        if not match or match.group(1) not in FAULT_STATES:
-            raise ConfigError(f"fault schedule: {item!r} is not kind@frame+count with kind one of "
-                              f"{', '.join(FAULT_STATES)}")
-        faults.append(Fault(match.group(1), int(match.group(2)), int(match.group(3))))
-    return faults
-
-
-class FaultInjectingSource(_Closing):
-    """Wraps a source (or an iterable of RGB images) and injects faults by inner frame index.
-
-    Deterministic: the schedule is in frame numbers of the inner source, so a paced video file
-    at 30 fps unplugged for 90 frames is "lost" for 3 s.
-    """
-
-    def __init__(self, inner: FrameSource | Iterable[np.ndarray], schedule: Iterable[Fault]):
-        self.inner: FrameSource = inner if hasattr(inner, "read_latest") else SequenceSource(inner)
-        self.schedule = sorted(schedule, key=lambda fault: fault.start)
-        self._state = STARTING
-        self._last_image: np.ndarray | None = None
-
-    @property
-    def state(self) -> str:
-        inner = self.inner.state
-        return inner if inner in (STARTING, ENDED) else self._state
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def read_latest(self) -> Frame | None:
-        """The inner source's frame, swallowed or frozen when a fault covers its index."""
-        frame = self.inner.read_latest()
-        if frame is None:
-            return None
-        fault = next((f for f in self.schedule if f.covers(frame.index)), None)
-        self._set_state(OK if fault is None else FAULT_STATES[fault.kind], fault)
-        if fault is None:
-            self._last_image = frame.image
-            return frame
-        if fault.kind == "freeze":
-            if self._last_image is None:
-                self._last_image = frame.image
-            return Frame(self._last_image, frame.index, frame.t)
-        return None
-
-    def _set_state(self, state: str, fault: Fault | None) -> None:
-        if state != self._state:
-            self._state = state
-            what = f" (injected {fault.kind} for frames {fault.start}-{fault.start + fault.frames - 1})" if fault else ""
-            log.info("camera %s%s", state, what)
-
-    def wait(self, timeout: float) -> bool:
-        return self.inner.wait(timeout)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def describe(self) -> str:
-        return f"{self.inner.describe()} with {len(self.schedule)} injected faults: {self.state}"
 
 
 def open_source(config: CameraConfig, capture_factory: CaptureFactory | None = None) -> FrameSource:

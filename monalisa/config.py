@@ -54,7 +54,7 @@ class DetectorConfig:
 class ViewerConfig:
     """Which face to follow, smoothing, and what to do when nobody is there."""
 
-    switch_ratio: float = _key(1.3, "another face must be this much larger (closer) to take over", min=1.0, max=10)
+    switch_ratio: float = _key(1.7, "another face's box must be this many times larger in area (closer) to take over", min=1.0, max=10)
     switch_after_s: float = _key(0.7, "...and stay so for this long", min=0.0, max=30)
     match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to count as the same person", min=0.01, max=1)
     hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)

@@ -49,7 +49,7 @@ class Face:
 
     @property
     def area(self) -> float:
-        """Box area as a fraction of the frame (bigger usually means closer)."""
+        """Box area as a fraction of the frame: the kiosk's one measure of how close a face is (larger is closer)."""
         return max(0.0, self.box[2]) * max(0.0, self.box[3])
 
 
@@ -57,7 +57,7 @@ class FaceDetector(Protocol):
     """Finds faces in an RGB frame."""
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
-        """Faces in the image, largest (closest) first."""
+        """Faces in the image, closest (largest area) first."""
         ...
 
     def close(self) -> None:
@@ -80,7 +80,7 @@ class BlazeFaceDetector:
         self._closed = False
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
-        """Faces in an RGB uint8 HxWx3 frame, largest (closest) first."""
+        """Faces in an RGB uint8 HxWx3 frame, closest (largest area) first."""
         if self._closed:
             raise RuntimeError("BlazeFaceDetector used after close()")
         if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:

@@ -47,7 +47,8 @@ class Preview:
             self.renderer.set_debug(DebugInfo(
                 fps=self._fps, stage_ms={"frame": (started - self._last) * 1000}, cell=self.cell,
                 mapping="mouse"))
-        shown = self.renderer.show(self.cell)
+        self.renderer.show(self.cell)
+        shown = time.monotonic()
         elapsed = max(1e-6, shown - self._last)
         self._fps = 0.9 * self._fps + 0.1 / elapsed if self._fps else 1.0 / elapsed
         self._last = shown

@@ -1,9 +1,9 @@
 """`monalisa record`: film the user following a dot with their eyes, as a FOMM driving video.
 
 A window shows a countdown, then a dot that sweeps left to right and back (once per row, rows top
-to bottom when --pitch-steps > 1) while the webcam records. Saved beside the video is a JSON file
-(same stem) with the dot's position for every saved frame, and the portrait gaze that frame stands
-for as fractions in [-1, 1] (yaw -1: the portrait looks toward the screen's left; pitch +1: up).
+to bottom when --pitch-steps > 1) while the webcam records. Saved beside the video is its gaze file
+(see monalisa.gazefile): the dot's position for every saved frame, and the portrait gaze that frame
+stands for as fractions in [-1, 1] (yaw -1: the portrait looks toward the screen's left; pitch +1: up).
 
 The camera is not mirrored, so when the user looks at the screen's right their eyes move toward
 the image's left, and FOMM moves the portrait's eyes the same way: toward the screen's left.
@@ -28,10 +28,10 @@ import numpy as np
 
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError
+from monalisa.gazefile import GAZE_FORMAT, gaze_json_path
 
 log = logging.getLogger(__name__)
 
-GAZE_FORMAT = "monalisa-gaze/1"
 COUNTDOWN_S = 3.0        # before the first sweep, the dot waits at its start
 HOLD_S = 1.0             # before each further row, the dot waits while the eyes settle (not saved)
 CAMERA_WAIT_S = 10.0     # no first frame within this long: give up
@@ -207,11 +207,6 @@ class _Window:
         """Shut pygame's display and fonts down (safe when they never started)."""
         self.pg.display.quit()
         self.pg.font.quit()
-
-
-def gaze_json_path(video: Path) -> Path:
-    """The dot positions live beside the video: same stem, .json."""
-    return video.with_suffix(".json")
 
 
 def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock: Clock | None = None) -> int:

@@ -225,8 +225,8 @@ class Renderer:
     def size(self) -> tuple[int, int]:
         return self._layout.size
 
-    def show(self, cell: Cell) -> float:
-        """Put ``cell`` on screen, blitting and updating only what changed; returns the time shown."""
+    def show(self, cell: Cell) -> None:
+        """Put ``cell`` on screen, blitting and updating only what changed."""
         if cell != self._cell:
             if cell not in self._patch_surfs:
                 raise ValueError(f"cell {cell} is not in the {self.pool.rows}x{self.pool.cols} pool")
@@ -235,7 +235,6 @@ class Renderer:
         if self._debug and self._overlay_stale:
             self._render_overlay()
         self._flush()
-        return time.monotonic()
 
     def set_status(self, text: str | None) -> None:
         """Show a one-line message over the bottom of the portrait (None removes it); redraws now."""

@@ -60,7 +60,11 @@ class TrueFace:
 
 @dataclass
 class GroundTruth:
-    """Per-frame true faces of a generated video, closest (largest eye distance) first."""
+    """Per-frame true faces of a generated video, closest first.
+
+    Closest means the largest eye distance: a generated head is scaled by its eye distance, so
+    that is its true nearness (the kiosk, which sees only detector boxes, uses ``Face.area``).
+    """
 
     fps: float
     width: int

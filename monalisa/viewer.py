@@ -1,6 +1,6 @@
 """Choose the person the portrait looks at, keep following them, and smooth their position.
 
-The closest face (largest box) becomes the viewer. We stay with them while they remain in
+The closest face (largest ``Face.area``) becomes the viewer. We stay with them while they remain in
 view (matched frame to frame by position), switch only when someone else is clearly closer
 for a while, hold the last position through short detector dropouts, and report *idle* when
 nobody has been there for ``idle_after`` seconds so the gaze side can ease back to neutral.
@@ -75,11 +75,6 @@ class ViewerState:
     idle_progress: float = 1.0                      # 0..1 through the ease back to neutral
 
 
-def face_size(face: Face) -> float:
-    """How close a face is: its box width (larger is closer)."""
-    return face.box[2]
-
-
 class ViewerTracker:
     """Faces per frame -> the chosen viewer's smoothed position and idle state."""
 
@@ -104,7 +99,7 @@ class ViewerTracker:
         if viewer is not None:
             viewer = self._maybe_switch(faces, viewer, t)
         elif faces and (self._last_seen is None or t - self._last_seen > cfg.hold_s):
-            viewer = max(faces, key=face_size)  # nobody being followed: take the closest newcomer
+            viewer = max(faces, key=lambda face: face.area)  # nobody being followed: take the closest newcomer
             self._new_viewer()
 
         state = self.state
@@ -152,8 +147,8 @@ class ViewerTracker:
         cfg = self.config
         rival = None
         for face in faces:
-            if face is not viewer and face_size(face) > cfg.switch_ratio * face_size(viewer):
-                if rival is None or face_size(face) > face_size(rival):
+            if face is not viewer and face.area > cfg.switch_ratio * viewer.area:
+                if rival is None or face.area > rival.area:
                     rival = face
         if rival is None:
             self._challenger = None

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from monalisa.errors import PrecomputeError
-from monalisa.record import GAZE_FORMAT, gaze_json_path
+from monalisa.gazefile import GAZE_FORMAT, gaze_json_path
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@
 Importing this package is cheap: torch and onnxruntime are imported when a model is loaded.
 """
 
-from precompute.fomm.checkpoint import FommConfig, make_random_checkpoint
+from precompute.fomm.checkpoint import FommNetworkConfig, make_random_checkpoint
 from precompute.fomm.errors import FommError
 from precompute.fomm.runtime import FommModel
 
-__all__ = ["FommConfig", "FommError", "FommModel", "make_random_checkpoint"]
+__all__ = ["FommError", "FommModel", "FommNetworkConfig", "make_random_checkpoint"]

@@ -21,7 +21,7 @@ BATCH_COUNTER_SUFFIX = "num_batches_tracked"
 
 
 @dataclass(frozen=True)
-class FommConfig:
+class FommNetworkConfig:
     """Hyper-parameters of the two networks (defaults are the official config/vox-256.yaml)."""
 
     num_kp: int = 10
@@ -192,7 +192,7 @@ def infer_config(kp_state, generator_state, base=None):
     Temperature, keypoint padding and kp variance are not stored in checkpoints; they keep the
     values of `base`.
     """
-    base = base or FommConfig.vox256()
+    base = base or FommNetworkConfig.vox256()
     kp_blocks = _indexed_children(kp_state, "predictor.encoder.down_blocks")
     dm_prefix = "dense_motion_network.hourglass"
     dm_blocks = _indexed_children(generator_state, f"{dm_prefix}.encoder.down_blocks")
@@ -306,10 +306,10 @@ def randomize_(module, generator):
 def make_random_checkpoint(path, config=None, seed=0):
     """Write a random-weight checkpoint in the official layout (for tests and benchmarks); return the path.
 
-    `config` defaults to FommConfig.tiny(). The file is written atomically.
+    `config` defaults to FommNetworkConfig.tiny(). The file is written atomically.
     """
     torch = import_torch()
-    config = config or FommConfig.tiny()
+    config = config or FommNetworkConfig.tiny()
     generator = torch.Generator().manual_seed(seed)
     kp_detector = build_kp_detector(config)
     image_generator = build_generator(config)

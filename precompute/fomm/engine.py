@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from monalisa.config import FommConfig as FommSettings
+from monalisa.config import FommConfig
 from monalisa.pool import Rect
 from precompute.blend import composite, sigmoid_alpha
 from precompute.driving import CROP_SIZE, Square, crop_square, find_driver, head_square, load_driving
@@ -70,7 +70,7 @@ class FommEngine:
 
     name = "fomm"
 
-    def __init__(self, image: np.ndarray, face, checkpoint: Path, driving: Path, config: FommSettings,
+    def __init__(self, image: np.ndarray, face, checkpoint: Path, driving: Path, config: FommConfig,
                  yaws: list[float], pitches: list[float], *, model=None, find_face=find_driver,
                  progress: bool = True):
         self.image = image

@@ -55,7 +55,7 @@ class FommModel:
         """Load an official-layout checkpoint (e.g. vox-cpk.pth.tar).
 
         runtime: "torch", or "onnxruntime" (exports ONNX graphs once into `<checkpoint>.onnx-cache/`,
-        or under `cache_dir`). config: FommConfig to check the checkpoint against; inferred from
+        or under `cache_dir`). config: FommNetworkConfig to check the checkpoint against; inferred from
         the tensor shapes when None. threads: CPU threads for the runtime (default: all cores).
         trust_pickle: allow a full pickle load for files the safe tensor-only loader refuses.
         """

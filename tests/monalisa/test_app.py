@@ -100,7 +100,6 @@ class FakeRenderer:
     def show(self, cell):
         self.shown.append(cell)
         self.clock.now += 0.002
-        return self.clock.now
 
     def poll(self):
         self.polls += 1
@@ -310,6 +309,23 @@ def test_run_kiosk_without_a_webcam_keeps_running(pool, caplog):
     assert code == 0
     assert 1.0 <= time.monotonic() - started < 10.0
     assert any("lost" in r.getMessage() for r in caplog.records if r.name == "monalisa.camera")
+
+
+def test_open_kiosk_closes_the_source_when_a_later_part_fails(pool, monkeypatch):
+    from monalisa import detector as detector_module
+    from monalisa.app import open_kiosk
+    from monalisa.camera_faults import SequenceSource
+    from monalisa.errors import MonalisaError
+
+    def broken_detector(config):
+        raise MonalisaError("face detector: cannot load")
+
+    monkeypatch.setattr(detector_module, "BlazeFaceDetector", broken_detector)
+    source = SequenceSource([np.zeros((4, 4, 3), np.uint8)])
+    source.start()
+    with pytest.raises(MonalisaError, match="cannot load"), open_kiosk(Config(), pool, source, headless=True):
+        pass
+    assert source.state == "ended"  # closed, not leaked
 
 
 def test_sigterm_stops_the_loop_cleanly(pool):

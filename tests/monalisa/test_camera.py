@@ -1,4 +1,4 @@
-"""Frame sources: the webcam's fault handling (through a scripted fake camera), files, fault injection."""
+"""Frame sources: the webcam's fault handling (through a scripted fake camera) and video files."""
 
 import logging
 import threading
@@ -9,9 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from monalisa.camera import (CameraInfo, Fault, FaultInjectingSource, Frame, SequenceSource, VideoFileSource,
-                             WebcamSource, device_node, is_uniform, list_cameras, open_source,
-                             parse_camera_target, parse_faults, same_image)
+from monalisa.camera import (CameraInfo, Frame, VideoFileSource, WebcamSource, device_node, is_uniform,
+                             list_cameras, open_source, parse_camera_target, same_image)
 from monalisa.config import CameraConfig
 from monalisa.errors import CameraError, ConfigError
 
@@ -446,52 +445,6 @@ def test_video_without_frames_is_a_camera_error(tmp_path):
     path = write_video(tmp_path / "none.avi", 0)
     with pytest.raises(CameraError):
         VideoFileSource(path)
-
-
-# --------------------------------------------------------------------------------------------
-# Fault injection
-
-
-def numbered_images(count: int):
-    return (np.full((4, 4, 3), i, np.uint8) for i in range(count))
-
-
-def test_fault_injection_swallows_freezes_and_reports_states(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.camera")
-    schedule = [Fault("unplug", 3, 2), Fault("freeze", 7, 3), Fault("stall", 12, 1), Fault("read_fail", 14, 1)]
-    source = FaultInjectingSource(numbered_images(16), schedule)
-    source.start()
-    seen = []
-    for _ in range(16):
-        frame = source.read_latest()
-        seen.append((None if frame is None else int(frame.image[0, 0, 0]), source.state))
-    assert seen == [(0, "ok"), (1, "ok"), (2, "ok"), (None, "lost"), (None, "lost"), (5, "ok"), (6, "ok"),
-                    (6, "frozen"), (6, "frozen"), (6, "frozen"), (10, "ok"), (11, "ok"), (None, "stalled"),
-                    (13, "ok"), (None, "lost"), (15, "ok")]
-    assert source.read_latest() is None and source.state == "ended"
-    assert len(camera_lines(caplog)) == 9  # one per change of state
-
-
-def test_fault_injection_wraps_a_paced_source(tmp_path):
-    video = write_video(tmp_path / "v.avi", 10)
-    source = FaultInjectingSource(VideoFileSource(video, pace=False), [Fault("unplug", 0, 5)])
-    with source:
-        got = [source.read_latest() for _ in range(10)]
-    assert [f.index for f in got if f is not None] == [5, 6, 7, 8, 9]
-
-
-def test_fault_schedule_parses_and_rejects_typos():
-    assert parse_faults("unplug@90+60, freeze@300+150") == [Fault("unplug", 90, 60), Fault("freeze", 300, 150)]
-    with pytest.raises(ConfigError, match="unplugg@1"):
-        parse_faults("unplugg@1+2")
-
-
-def test_sequence_source_numbers_frames():
-    source = SequenceSource(numbered_images(3))
-    assert source.read_latest() is None  # not started
-    source.start()
-    assert [source.read_latest().index for _ in range(3)] == [0, 1, 2]
-    assert source.read_latest() is None and source.state == "ended"
 
 
 def test_close_while_the_driver_blocks_leaves_the_source_ended():

@@ -10,7 +10,8 @@ from monalisa import camera as camera_module
 from monalisa.camera import Frame, VideoFileSource
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError
-from monalisa.record import Sweep, gaze_json_path, record_gaze
+from monalisa.gazefile import gaze_json_path
+from monalisa.record import Sweep, record_gaze
 
 
 class FakeClock:

@@ -133,14 +133,6 @@ def test_updates_only_the_dirty_rect_and_nothing_when_unchanged(pool, open_rende
     assert max_diff(renderer.surface_array(), expected_window(pool, (0, 2), (300, 400))) <= 1
 
 
-def test_show_returns_monotonic_time(pool, open_renderer):
-    import time
-
-    renderer = open_renderer(pool)
-    before = time.monotonic()
-    assert before <= renderer.show((0, 0)) <= time.monotonic()
-
-
 def test_unknown_cell_is_an_error(pool, open_renderer):
     with pytest.raises(ValueError, match="not in the 3x4 pool"):
         open_renderer(pool).show((5, 0))

@@ -11,7 +11,7 @@ FPS = 30.0
 
 
 def face(x: float, y: float = 0.5, size: float = 0.2) -> Face:
-    """A face whose eye midpoint is at (x, y) with a box ``size`` wide (bigger = closer)."""
+    """A face whose eye midpoint is at (x, y) with a square box ``size`` wide (bigger = closer)."""
     half_eyes = size * 0.2
     return Face(box=(x - size / 2, y - size / 2, size, size), score=0.9,
                 left_eye=(x - half_eyes, y), right_eye=(x + half_eyes, y), frame_size=(640, 480))
@@ -54,19 +54,19 @@ def test_follows_the_closest_face():
 
 
 def test_stays_with_viewer_while_a_slightly_larger_face_is_present():
-    tracker = ViewerTracker(ViewerConfig(switch_ratio=1.3, switch_after_s=0.5))
+    tracker = ViewerTracker(ViewerConfig(switch_ratio=1.7, switch_after_s=0.5))
     first = [face(0.3, size=0.2)]
     run(tracker, [first])
-    both = [[face(0.3, size=0.2), face(0.7, size=0.24)]] * 60  # 1.2x: not clearly closer
+    both = [[face(0.3, size=0.2), face(0.7, size=0.24)]] * 60  # 1.44x the area: not clearly closer
     states = run(tracker, both, start=1 / FPS)
     assert all(f.eye_mid[0] == pytest.approx(0.3) for f, *_ in states)
 
 
 def test_switches_only_after_a_clearly_closer_face_persists():
-    cfg = ViewerConfig(switch_ratio=1.3, switch_after_s=0.5)
+    cfg = ViewerConfig(switch_ratio=1.7, switch_after_s=0.5)
     tracker = ViewerTracker(cfg)
     run(tracker, [[face(0.3)]] * 5)
-    both = [[face(0.3), face(0.7, size=0.4)]] * 30  # 2x larger for one second
+    both = [[face(0.3), face(0.7, size=0.4)]] * 30  # 4x the area for one second
     states = run(tracker, both, start=5 / FPS)
     chosen_x = [f.eye_mid[0] for f, *_ in states]
     switch_at = next(i for i, x in enumerate(chosen_x) if x == pytest.approx(0.7))

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from monalisa.config import FommConfig as FommSettings
+from monalisa.config import FommConfig
 from monalisa.errors import MonalisaError
 from precompute.fomm.engine import FommEngine
 from precompute.fomm.errors import FommError
@@ -61,7 +61,7 @@ def test_engine_blends_each_cell_inside_the_head_square_only(tmp_path, portrait)
     image, face = portrait
     video = write_driving(tmp_path / "gaze.mp4", image)
     model = EchoModel()
-    engine = FommEngine(image, face, tmp_path / "unused.pth.tar", video, FommSettings(), YAWS, [0.0],
+    engine = FommEngine(image, face, tmp_path / "unused.pth.tar", video, FommConfig(), YAWS, [0.0],
                         model=model, progress=False)
     rect = engine.patch_rect()
     x0, y0, x1, y1 = face.box
@@ -87,7 +87,7 @@ def test_engine_blends_each_cell_inside_the_head_square_only(tmp_path, portrait)
 def test_missing_checkpoint_is_reported_before_the_video_is_read(tmp_path, portrait):
     image, face = portrait
     with pytest.raises(FommError, match="checkpoint not found"):
-        FommEngine(image, face, tmp_path / "none.pth.tar", tmp_path / "none.mp4", FommSettings(), YAWS, [0.0])
+        FommEngine(image, face, tmp_path / "none.pth.tar", tmp_path / "none.mp4", FommConfig(), YAWS, [0.0])
 
 
 def test_driving_errors_are_one_line(tmp_path, portrait):
@@ -98,7 +98,7 @@ def test_driving_errors_are_one_line(tmp_path, portrait):
         writer.write(np.zeros((64, 64, 3), np.uint8))
     writer.release()
     with pytest.raises(MonalisaError, match="no face found in the driving video") as caught:
-        FommEngine(image, face, tmp_path / "x", blank, FommSettings(), YAWS, [0.0], model=EchoModel(),
+        FommEngine(image, face, tmp_path / "x", blank, FommConfig(), YAWS, [0.0], model=EchoModel(),
                    progress=False)
     assert "\n" not in str(caught.value)
 
@@ -113,7 +113,7 @@ def checkpoint(tmp_path_factory):
 def test_tiny_random_fomm_end_to_end(tmp_path, portrait, checkpoint):
     image, face = portrait
     video = write_driving(tmp_path / "gaze.mp4", image, frames=8)
-    engine = FommEngine(image, face, checkpoint, video, FommSettings(runtime="torch"), [-20.0, 0.0, 20.0],
+    engine = FommEngine(image, face, checkpoint, video, FommConfig(runtime="torch"), [-20.0, 0.0, 20.0],
                         [0.0], progress=False)
     rect = engine.patch_rect()
     patches = [engine.render(yaw, 0.0) for yaw in (-20.0, 0.0, 20.0)]
@@ -140,7 +140,7 @@ def test_measured_path_follows_real_irises(tmp_path, portrait):
         frame[rect.slices] = warp.render(float(yaw), 0.0)
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
-    engine = FommEngine(image, face, tmp_path / "x", video, FommSettings(), YAWS, [0.0], model=EchoModel(),
+    engine = FommEngine(image, face, tmp_path / "x", video, FommConfig(), YAWS, [0.0], model=EchoModel(),
                         progress=False)
     frames = engine.driving.cell_frames[0]
     assert engine.driving.gaze_source == "measured"

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from precompute.fomm import FommConfig, FommError, FommModel, make_random_checkpoint  # noqa: E402
+from precompute.fomm import FommError, FommModel, FommNetworkConfig, make_random_checkpoint  # noqa: E402
 from precompute.fomm.checkpoint import (  # noqa: E402
     build_generator,
     build_kp_detector,
@@ -54,7 +54,8 @@ def onnx_model(checkpoint):
 def test_random_checkpoint_round_trip(checkpoint):
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     kp_detector, generator, config = load_networks(checkpoint)
-    assert infer_config(saved["kp_detector"], saved["generator"], base=FommConfig.tiny()) == FommConfig.tiny()
+    tiny = FommNetworkConfig.tiny()
+    assert infer_config(saved["kp_detector"], saved["generator"], base=tiny) == tiny
     for module, state in ((kp_detector, saved["kp_detector"]), (generator, saved["generator"])):
         loaded = module.state_dict()
         assert loaded.keys() == state.keys()
@@ -63,8 +64,8 @@ def test_random_checkpoint_round_trip(checkpoint):
 
 
 def test_vox256_layout_matches_official_keys_and_shapes():
-    kp_state = build_kp_detector(FommConfig.vox256()).state_dict()
-    generator_state = build_generator(FommConfig.vox256()).state_dict()
+    kp_state = build_kp_detector(FommNetworkConfig.vox256()).state_dict()
+    generator_state = build_generator(FommNetworkConfig.vox256()).state_dict()
     assert len(kp_state) == 75 and len(generator_state) == 196
     assert kp_state["kp.weight"].shape == (10, 35, 7, 7)
     assert kp_state["jacobian.weight"].shape == (40, 35, 7, 7)
@@ -79,7 +80,7 @@ def test_vox256_layout_matches_official_keys_and_shapes():
     assert generator_state["dense_motion_network.mask.weight"].shape == (11, 108, 7, 7)
     assert generator_state["dense_motion_network.occlusion.weight"].shape == (1, 108, 7, 7)
     assert generator_state["dense_motion_network.down.weight"].shape == (3, 1, 13, 13)
-    assert infer_config(kp_state, generator_state) == FommConfig.vox256()
+    assert infer_config(kp_state, generator_state) == FommNetworkConfig.vox256()
 
 
 # --- checkpoint errors --------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def test_wrong_shape_says_expected_and_got(checkpoint, tmp_path):
 
 def test_explicit_config_is_checked_against_the_checkpoint(checkpoint):
     with pytest.raises(FommError, match="wrong shape in FOMM checkpoint"):
-        FommModel.from_checkpoint(checkpoint, config=FommConfig.tiny().replace(gen_block_expansion=16))
+        FommModel.from_checkpoint(checkpoint, config=FommNetworkConfig.tiny().replace(gen_block_expansion=16))
 
 
 def test_unknown_runtime_is_reported(checkpoint):
