@@ -54,6 +54,9 @@ def error_of(tmp_path, text: str) -> ConfigError:
 
 
 KEYS = [pytest.param(section, f, id=f"{section}.{f.name}") for section, f in all_keys()]
+LIMITED_KEYS = [pytest.param(section, f, id=f"{section}.{f.name}") for section, f in all_keys()
+                if f.metadata["min"] is not None or f.metadata["max"] is not None
+                or f.metadata["choices"] or f.name == "background"]
 
 
 @pytest.mark.parametrize("section, f", KEYS)
@@ -68,7 +71,7 @@ def test_wrong_type_names_the_key_and_what_is_allowed(tmp_path, section, f):
         assert f"got {value!r}" in message
 
 
-@pytest.mark.parametrize("section, f", KEYS)
+@pytest.mark.parametrize("section, f", LIMITED_KEYS)
 def test_out_of_range_values_are_rejected(tmp_path, section, f):
     meta = f.metadata
     bad = []
@@ -81,8 +84,6 @@ def test_out_of_range_values_are_rejected(tmp_path, section, f):
         bad.append("no-such-choice")
     if f.name == "background":
         bad += ["red", "#12345", "#12345g"]
-    if not bad:
-        pytest.skip("any value of the right type is allowed")
     for value in bad:
         if kind(f) == "int":
             value = int(value) if not isinstance(value, str) else value
@@ -92,12 +93,10 @@ def test_out_of_range_values_are_rejected(tmp_path, section, f):
             assert f"from {meta['min']} to {meta['max']}" in message
 
 
-@pytest.mark.parametrize("section, f", KEYS)
+@pytest.mark.parametrize("section, f", [k for k in LIMITED_KEYS if k.values[1].name != "background"])
 def test_the_limits_themselves_are_accepted(tmp_path, section, f):
     meta = f.metadata
     values = [v for v in (meta["min"], meta["max"]) if v is not None] + list(meta["choices"] or ())
-    if not values:
-        pytest.skip("no limits")
     for value in values:
         if kind(f) == "int":
             value = int(value)
