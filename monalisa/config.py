@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,13 @@ from typing import Any
 from monalisa.errors import ConfigError
 
 
-def _key(default: Any, help: str, *, choices: tuple | None = None,
-         min: float | None = None, max: float | None = None) -> Any:
-    """Declare a config key with its allowed values; ``help`` is shown by `config show`."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+def _key(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+         max: float | None = None, pattern: tuple[str, str] | None = None) -> Any:
+    """Declare a config key with its allowed values; ``help`` is shown by `config show`.
+
+    ``pattern`` is (regular expression the whole string must match, what to call it in errors).
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "pattern": pattern}
     return field(default=default, metadata=meta)
 
 
@@ -32,7 +36,8 @@ class CameraConfig:
     width: int = _key(640, "requested capture width in pixels", min=160, max=3840)
     height: int = _key(480, "requested capture height in pixels", min=120, max=2160)
     fps: int = _key(30, "requested capture rate", min=1, max=240)
-    fourcc: str = _key("MJPG", "preferred pixel format when the camera offers it (empty: driver default)")
+    fourcc: str = _key("MJPG", "preferred pixel format when the camera offers it (empty: driver default)",
+                       pattern=(r"(|[ -~]{4})", "four characters like 'MJPG' or 'YUYV', or empty"))
     pace: bool = _key(True, "play a video file at its own fps (false: as fast as possible)")
     loop: bool = _key(False, "replay a video file when it ends")
     read_timeout_s: float = _key(1.0, "no new frame for this long counts as a stall", min=0.05, max=60)
@@ -88,7 +93,8 @@ class RenderConfig:
     display: int = _key(0, "which display to use", min=0, max=16)
     window_width: int = _key(768, "window width when not fullscreen", min=64, max=16384)
     window_height: int = _key(1024, "window height when not fullscreen", min=64, max=16384)
-    background: str = _key("#000000", "letterbox colour as #rrggbb")
+    background: str = _key("#000000", "letterbox colour as #rrggbb",
+                           pattern=(r"#[0-9a-fA-F]{6}", "a colour like '#000000'"))
     debug: bool = _key(False, "start with the debug overlay shown")
     max_fps: int = _key(60, "redraws per second of `preview` and `record` (the kiosk redraws per camera frame)", min=1, max=500)
 
@@ -147,6 +153,8 @@ class Config:
 def _describe(f: dataclasses.Field) -> str:
     meta = f.metadata
     kind = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}[_type_name(f)]
+    if meta.get("pattern"):
+        return f"{kind}: {meta['pattern'][1]}"
     if meta.get("choices"):
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
     if meta.get("min") is not None and meta.get("max") is not None:
@@ -178,10 +186,8 @@ def check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
         ok = False
     if ok and meta.get("max") is not None and value > meta["max"]:
         ok = False
-    if ok and section == "render" and f.name == "background":
-        ok = len(value) == 7 and value.startswith("#") and all(c in "0123456789abcdefABCDEF" for c in value[1:])
-        if not ok:
-            raise ConfigError(f"config: {name} must be a colour like '#000000', got {value!r}")
+    if ok and meta.get("pattern") and not re.fullmatch(meta["pattern"][0], value):
+        ok = False
     if not ok:
         raise ConfigError(f"config: {name} must be {_describe(f)}, got {value!r}")
     return value

@@ -56,7 +56,7 @@ def error_of(tmp_path, text: str) -> ConfigError:
 KEYS = [pytest.param(section, f, id=f"{section}.{f.name}") for section, f in all_keys()]
 LIMITED_KEYS = [pytest.param(section, f, id=f"{section}.{f.name}") for section, f in all_keys()
                 if f.metadata["min"] is not None or f.metadata["max"] is not None
-                or f.metadata["choices"] or f.name == "background"]
+                or f.metadata["choices"] or f.metadata["pattern"]]
 
 
 @pytest.mark.parametrize("section, f", KEYS)
@@ -84,6 +84,8 @@ def test_out_of_range_values_are_rejected(tmp_path, section, f):
         bad.append("no-such-choice")
     if f.name == "background":
         bad += ["red", "#12345", "#12345g"]
+    if f.name == "fourcc":
+        bad += ["MJPEG", "MJ"]
     for value in bad:
         if kind(f) == "int":
             value = int(value) if not isinstance(value, str) else value
@@ -93,7 +95,7 @@ def test_out_of_range_values_are_rejected(tmp_path, section, f):
             assert f"from {meta['min']} to {meta['max']}" in message
 
 
-@pytest.mark.parametrize("section, f", [k for k in LIMITED_KEYS if k.values[1].name != "background"])
+@pytest.mark.parametrize("section, f", [k for k in LIMITED_KEYS if not k.values[1].metadata["pattern"]])
 def test_the_limits_themselves_are_accepted(tmp_path, section, f):
     meta = f.metadata
     values = [v for v in (meta["min"], meta["max"]) if v is not None] + list(meta["choices"] or ())
@@ -173,7 +175,7 @@ def other_value(f, value):
     if kind(f) == "bool":
         return not value
     if kind(f) == "str":
-        return "#a0b1c2" if f.name == "background" else f"/srv/kiosk/{f.name} value"
+        return {"background": "#a0b1c2", "fourcc": "YUYV"}.get(f.name, f"/srv/kiosk/{f.name} value")
     if meta["max"] is not None:
         return type(value)(meta["max"])
     return value + 1
