@@ -29,7 +29,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q $(ARGS)
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-run
 	$(VENV)/bin/monalisa bench
 
 clean:

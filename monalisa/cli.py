@@ -8,22 +8,23 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from monalisa.errors import MonalisaError
+from monalisa.errors import MonalisaError, UsageError
 
 CONFIG_ENV = "MONALISA_CONFIG"
 
 
-class UsageError(MonalisaError):
-    """Bad command-line usage."""
-
-    exit_code = 2
-
-
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line (through main) instead of exiting."""
+    """argparse that reports usage errors as one line (through main) instead of exiting.
+
+    Abbreviated flags are refused: `--pitch 10` must not silently mean `--pitch-steps 10`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -296,6 +297,8 @@ def cmd_config(args, config) -> int:
     """Print the effective config as TOML."""
     from monalisa.config import to_toml
 
+    source = config_path(args)
+    print(f"# effective config: {source if source else 'defaults'}, then command-line flags\n")
     print(to_toml(config), end="")
     return 0
 
@@ -320,8 +323,26 @@ def _load_config(args: argparse.Namespace):
         return Config()
 
 
+def _interrupt_on_termination() -> None:
+    """Make SIGTERM and SIGHUP act like Ctrl-C, so half-written pools and files are cleaned up."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, load config, dispatch; known failures become one line on stderr."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    _interrupt_on_termination()
     try:
         args = build_parser().parse_args(argv)
         from monalisa.logs import setup_logging

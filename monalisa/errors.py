@@ -13,6 +13,12 @@ class ConfigError(MonalisaError):
     exit_code = 2
 
 
+class UsageError(MonalisaError):
+    """A command-line flag is missing, misspelt or out of range."""
+
+    exit_code = 2
+
+
 class PoolError(MonalisaError):
     """A frame pool is missing, malformed or inconsistent."""
 

@@ -46,6 +46,7 @@ def setup_logging(config: LogConfig, verbose: bool = False) -> None:
     for chatty in QUIET_LIBRARIES:  # their debug output would drown ours with --verbose
         logging.getLogger(chatty).setLevel(max(level, logging.INFO))
     logging.captureWarnings(True)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # imported by mediapipe; chatty at INFO
 
 
 def writes_to_journal(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:

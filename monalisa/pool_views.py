@@ -101,6 +101,8 @@ def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool =
               frame_ms: int = 60) -> Path:
     """Write an animated GIF of the horizontal sweep (or an MP4 when ``out`` ends in .mp4)."""
     out = Path(out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise PoolError(f"{out}: the sweep is written as .gif or .mp4, not {out.suffix or 'a file without suffix'}")
     frames = sweep_frames(pool, width, full)
     if out.suffix.lower() == ".mp4":
         _write_atomic(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms))

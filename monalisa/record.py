@@ -195,8 +195,8 @@ class _Window:
             pg.draw.rect(screen, (80, 80, 80), (0, height - 8, width, 8))
             pg.draw.rect(screen, (40, 180, 90), (0, height - 8, round(width * dot.progress), 8))
             row = f"row {dot.row + 1}/{rows}, " if rows > 1 else ""
-            self._text(f"{row}{dot.progress:.0%} - follow the dot with your eyes, keep your head still - "
-                       "Esc cancels", width // 2, height - 24)
+            self._text("follow the dot with your eyes, keep your head still", width // 2, height - 52)
+            self._text(f"{row}{dot.progress:.0%} - Esc cancels", width // 2, height - 24)
         pg.display.flip()
 
     def _text(self, text: str, x: int, y: int) -> None:
@@ -236,7 +236,7 @@ def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock:
         window = _Window(config)
         source.start()
         samples = _run(window, source, clock, video, Sweep(pitch_steps, config.fomm.record_sweep_s),
-                       1.0 / config.render.max_fps, source.describe())
+                       1.0 / config.render.max_fps)
         video.close()
         if samples is None:
             log.warning("recording cancelled; nothing saved")
@@ -258,11 +258,12 @@ def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock:
         temp_json.unlink(missing_ok=True)
 
 
-def _run(window: _Window, source, clock: Clock, video: _VideoOut, sweep: Sweep, tick: float,
-         camera: str) -> list[dict] | None:
+def _run(window: _Window, source, clock: Clock, video: _VideoOut, sweep: Sweep,
+         tick: float) -> list[dict] | None:
     """The recording loop; the per-frame samples, or None when cancelled."""
     waiting_since, start, last_frame = clock.now(), None, None
     preview, samples = None, []
+    camera = source.describe()
     log.info("recording: %d row(s), %.0f s, from %s", sweep.rows, sweep.duration, camera)
     while True:
         if window.cancelled():
@@ -284,8 +285,12 @@ def _run(window: _Window, source, clock: Clock, video: _VideoOut, sweep: Sweep, 
             if not samples:
                 raise CameraError(f"no frames from {camera} during the sweep; nothing saved")
             return samples
+        if source.state == "ended":
+            raise CameraError(f"the video ended {now - start:.0f} s into the recording, which needs "
+                              f"{sweep.duration:.0f} s; nothing saved")
         if now - last_frame > STALL_S:
-            raise CameraError(f"{camera} stopped delivering frames during the recording; nothing saved")
+            raise CameraError(f"the camera stopped delivering frames during the recording "
+                              f"({camera}); nothing saved")
         if frame is not None:
             # where the dot was when the camera grabbed the frame, not when it reached us
             taken = (frame.t if start <= frame.t <= now else now) - start

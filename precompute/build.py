@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from monalisa.config import Config
-from monalisa.errors import PrecomputeError
+from monalisa.errors import UsageError
 from monalisa.pool import PoolWriter, Rect, load_pool, sha256_file
 from monalisa.pool_views import write_sheet
 from precompute.engine import Engine, grid_angles
@@ -44,20 +44,20 @@ class PrecomputeOptions:
     sheet: bool = True
 
     def validate(self) -> None:
-        """Raise PrecomputeError naming the first flag whose value is out of range."""
+        """Raise UsageError naming the first flag whose value is out of range."""
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
             if not low <= value <= high:
-                raise PrecomputeError(f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, got {value:g}")
+                raise UsageError(f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, got {value:g}")
         if self.engine not in ENGINES:
-            raise PrecomputeError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.faces not in ("all", "largest") and not (self.faces.isdigit() and int(self.faces) >= 1):
-            raise PrecomputeError(f"--faces must be all, largest or a count >= 1, got {self.faces!r}")
+            raise UsageError(f"--faces must be all, largest or a count >= 1, got {self.faces!r}")
         for eye in self.eyes:
             if len(eye) not in (4, 5):
-                raise PrecomputeError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
+                raise UsageError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
         if self.engine == "fomm" and (self.checkpoint is None or self.driving is None):
-            raise PrecomputeError("--engine fomm needs --checkpoint FILE and --driving VIDEO")
+            raise UsageError("--engine fomm needs --checkpoint FILE and --driving VIDEO")
 
     @property
     def yaws(self) -> list[float]:

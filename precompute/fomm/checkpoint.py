@@ -114,7 +114,8 @@ def read_checkpoint(path, trust_pickle=False):
             ) from error
         contents = _load_trusted_pickle(torch, path)
     except Exception as error:  # torch.load fails on corrupt files in many ways (IndexError, KeyError, ...)
-        raise FommError(f"cannot read FOMM checkpoint {path}: {_first_line(error)}") from error
+        raise FommError(f"cannot read FOMM checkpoint {path}: not a PyTorch checkpoint file "
+                        f"({type(error).__name__}: {_first_line(error)})") from error
 
     if not isinstance(contents, dict) or not all(isinstance(contents.get(name), dict) for name in NETWORKS):
         found = sorted(contents)[:8] if isinstance(contents, dict) else type(contents).__name__

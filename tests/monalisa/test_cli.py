@@ -109,3 +109,30 @@ def test_home_in_config_paths_is_expanded(tmp_path, monkeypatch):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[pool]\npath = '~/pools/lisa'\n")
     assert load_config(cfg).pool.path == str(tmp_path / "pools" / "lisa")
+
+
+def test_abbreviated_flags_are_refused(capsys):
+    line = one_error_line(capsys, main(["precompute", "x.jpg", "--out", "o", "--pitch", "3"]), expected_code=2)
+    assert "--pitch" in line and not line.startswith("monalisa: error: monalisa")
+
+
+def test_sweep_needs_gif_or_mp4(pool_dir, tmp_path, capsys):
+    line = one_error_line(capsys, main(["pool", "gif", str(pool_dir), "--out", str(tmp_path / "x.webm")]))
+    assert ".gif or .mp4" in line and not (tmp_path / "x.webm").exists()
+
+
+def test_termination_signals_interrupt_like_ctrl_c():
+    import os
+    import signal
+
+    from monalisa.cli import _interrupt_on_termination
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _interrupt_on_termination()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -295,3 +295,15 @@ def test_scaling_quality_close_to_cv2_resize(size):
     reference = cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < 240 else cv2.INTER_LINEAR)
     mse = np.mean((scale_image(image, *size).astype(float) - reference) ** 2)
     assert 10 * np.log10(255 ** 2 / mse) > 30
+
+
+def test_a_silent_fallback_to_no_screen_is_refused(monkeypatch):
+    from monalisa.render import DisplayError, _require_a_screen
+
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with pytest.raises(DisplayError, match="DISPLAY is not set"):
+        _require_a_screen("offscreen")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    _require_a_screen("dummy")  # asked for on purpose (tests, --headless)
+    _require_a_screen("x11")

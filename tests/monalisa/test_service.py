@@ -157,9 +157,28 @@ def test_template_ships_both_placeholders_and_the_restart_policy():
     assert unit["Service"]["Restart"] == "always"
 
 
+def tiny_pool(path):
+    import numpy as np
+
+    from monalisa.pool import PoolWriter, Rect
+
+    with PoolWriter(path, np.zeros((32, 32, 3), np.uint8), "0" * 64, Rect(4, 4, 8, 8), [0], [0], "test", {}) as w:
+        w.add(0, 0, np.zeros((8, 8, 3), np.uint8))
+    return path
+
+
+def test_a_pool_that_does_not_load_is_refused_before_writing(home, tmp_path):
+    from monalisa.errors import PoolError
+
+    with pytest.raises(PoolError, match="no such pool directory"):
+        install_service(None, str(tmp_path / "nope"), dry_run=False)
+    assert not (home / ".config").exists()
+
+
 def test_dry_run_prints_the_unit_and_writes_nothing(home, tmp_path, capsys):
     config = tmp_path / "kiosk.toml"
     config.write_text("")
+    tiny_pool(tmp_path / "pool")
     assert install_service(config, str(tmp_path / "pool"), dry_run=True) == 0
     out = capsys.readouterr().out
     assert "systemctl --user daemon-reload" in out and "systemctl --user enable --now monalisa" in out
