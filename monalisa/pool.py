@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -376,6 +377,7 @@ def make_temp_dir(out: Path) -> Path:
     """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as exc:
         raise PoolError(f"{out}: cannot write here ({exc.strerror or exc})") from None
@@ -383,6 +385,17 @@ def make_temp_dir(out: Path) -> Path:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
     return tmp
+
+
+STALE_TEMP_S = 3600
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Delete temp dirs of earlier writes to ``out`` that were killed outright (kill -9, power cut)."""
+    now = time.time()
+    for old in out.parent.glob(f".{out.name}.tmp-*"):
+        if old.is_dir() and now - old.stat().st_mtime > STALE_TEMP_S:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _replaceable(path: Path) -> bool:

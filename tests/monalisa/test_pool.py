@@ -217,3 +217,15 @@ def test_unwritable_destination_is_a_pool_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PoolError, match="cannot write here"):
         write_pool(blocker / "pool")
+
+
+def test_temp_dirs_of_killed_builds_are_cleared_by_the_next_write(tmp_path):
+    import os
+
+    stale = tmp_path / ".pool.tmp-killed"
+    (stale / "frames").mkdir(parents=True)
+    os.utime(stale, (0, 0))
+    fresh = tmp_path / ".pool.tmp-running"
+    fresh.mkdir()
+    write_pool(tmp_path / "pool")
+    assert not stale.exists() and fresh.exists()
