@@ -323,6 +323,14 @@ def _load_config(args: argparse.Namespace):
         return Config()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (cleaning up), then exit 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _interrupt_on_termination() -> None:
     """Make SIGTERM and SIGHUP act like Ctrl-C, so half-written pools and files are cleaned up."""
     import signal
@@ -332,7 +340,7 @@ def _interrupt_on_termination() -> None:
         return
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) in (signal.SIG_DFL, None):
@@ -356,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # files and devices we could not read or write: still one line
         print(f"monalisa: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated as stop:
+        print(f"monalisa: stopped by signal {stop.signum}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("monalisa: interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -378,23 +379,32 @@ def make_temp_dir(out: Path) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        while True:
+            tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
+            try:
+                os.mkdir(tmp, 0o777)  # the umask applies, as for any directory
+                return tmp
+            except FileExistsError:
+                continue
     except OSError as exc:
         raise PoolError(f"{out}: cannot write here ({exc.strerror or exc})") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    return tmp
 
 
 STALE_TEMP_S = 3600
 
 
 def _remove_stale_temps(out: Path) -> None:
-    """Delete temp dirs of earlier writes to ``out`` that were killed outright (kill -9, power cut)."""
+    """Delete temp dirs of earlier writes to ``out`` that were killed outright (kill -9, power cut).
+
+    A dir counts as stale when nothing in it (nor in its frames/) changed for STALE_TEMP_S.
+    """
     now = time.time()
-    for old in out.parent.glob(f".{out.name}.tmp-*"):
-        if old.is_dir() and now - old.stat().st_mtime > STALE_TEMP_S:
+    for old in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        try:
+            newest = max(p.stat().st_mtime for p in (old, *old.iterdir()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed by someone else meanwhile, or not ours
+        if now - newest > STALE_TEMP_S:
             shutil.rmtree(old, ignore_errors=True)
 
 

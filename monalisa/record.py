@@ -29,6 +29,7 @@ import numpy as np
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError
 from monalisa.gazefile import GAZE_FORMAT, gaze_json_path
+from monalisa.render import require_a_screen
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class _Window:
         self.pg = pygame
         try:
             self._open(config)
+        except MonalisaError:
+            self.close()
+            raise
         except pygame.error as exc:
             self.close()
             raise MonalisaError(f"cannot open a window for recording: {exc}; run it in a desktop session") from exc
@@ -154,6 +158,7 @@ class _Window:
         pygame = self.pg
         pygame.display.init()
         pygame.font.init()
+        require_a_screen(pygame.display.get_driver(), "record in the desktop session, in front of the camera")
         render = config.render
         if render.fullscreen:
             self.screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=render.display)

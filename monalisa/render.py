@@ -42,7 +42,7 @@ class DisplayError(MonalisaError):
 OFF_SCREEN_DRIVERS = ("offscreen", "dummy")
 
 
-def _require_a_screen(driver: str) -> None:
+def require_a_screen(driver: str, hint: str = "run it in the desktop session, or `run` with --headless") -> None:
     """Refuse to run a window nobody can see: SDL silently falls back to off-screen without X.
 
     Asking for the dummy driver on purpose (SDL_VIDEODRIVER=dummy, as tests do) is allowed.
@@ -50,7 +50,7 @@ def _require_a_screen(driver: str) -> None:
     if driver in OFF_SCREEN_DRIVERS and os.environ.get("SDL_VIDEODRIVER") != driver:
         where = os.environ.get("DISPLAY")
         reason = f"the X display {where} is not reachable" if where else "DISPLAY is not set"
-        raise DisplayError(f"no screen to draw on: {reason} (use --headless to run without a window)")
+        raise DisplayError(f"no screen to draw on: {reason} ({hint})")
 
 
 @dataclass(eq=False)
@@ -193,7 +193,7 @@ class Renderer:
         except pygame.error as exc:
             raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
         if not headless:
-            _require_a_screen(pygame.display.get_driver())
+            require_a_screen(pygame.display.get_driver())
             count = pygame.display.get_num_displays()
             if config.display >= count:
                 raise DisplayError(f"[render] display {config.display} does not exist; "

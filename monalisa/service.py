@@ -190,10 +190,12 @@ def write_atomic(path: Path, text: str) -> None:
 def install_service(config_path: Path | None, pool: str | None, enable: bool = True,
                     dry_run: bool = False) -> int:
     """Install the kiosk as a systemd user service that starts at login and restarts on failure."""
-    if pool:
-        from monalisa.pool import load_pool
+    from monalisa.config import load_config
+    from monalisa.pool import load_pool
 
-        load_pool(Path(pool).expanduser())  # a bad pool would only crash-loop the service
+    shown = pool or load_config(config_path).pool.path  # the config is checked here too
+    if shown:
+        load_pool(Path(shown).expanduser())  # a bad pool would only crash-loop the service
     text = render_unit(config_path, pool)
     target = unit_path()
     commands = [["systemctl", "--user", "daemon-reload"]]

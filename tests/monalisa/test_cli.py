@@ -125,14 +125,16 @@ def test_termination_signals_interrupt_like_ctrl_c():
     import os
     import signal
 
-    from monalisa.cli import _interrupt_on_termination
+    from monalisa.cli import Terminated, _interrupt_on_termination
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _interrupt_on_termination()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-    finally:
-        signal.signal(signal.SIGTERM, before)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        _interrupt_on_termination()
+        with pytest.raises(KeyboardInterrupt) as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert isinstance(stop.value, Terminated) and stop.value.signum == signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGHUP, before[1])

@@ -224,8 +224,12 @@ def test_temp_dirs_of_killed_builds_are_cleared_by_the_next_write(tmp_path):
 
     stale = tmp_path / ".pool.tmp-killed"
     (stale / "frames").mkdir(parents=True)
+    os.utime(stale / "frames", (0, 0))
     os.utime(stale, (0, 0))
+    busy = tmp_path / ".pool.tmp-long-build"  # old dir, but still writing frames
+    (busy / "frames").mkdir(parents=True)
+    os.utime(busy, (0, 0))
     fresh = tmp_path / ".pool.tmp-running"
     fresh.mkdir()
     write_pool(tmp_path / "pool")
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and fresh.exists() and busy.exists()

@@ -185,3 +185,18 @@ def test_sweep_timeline():
     assert sweep.at(7.5).phase == "hold" and sweep.at(7.5).row == 1
     assert sweep.at(9.0).pitch == -1.0 and sweep.at(4.0).pitch == 1.0
     assert sweep.at(99).phase == "done"
+
+
+def test_silent_fallback_to_an_off_screen_window_is_refused(tmp_path, monkeypatch):
+    import pygame
+
+    pygame.display.quit()
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    clock = FakeClock()
+    camera = FakeCamera(clock)
+    with pytest.raises(MonalisaError, match="no screen to draw on: DISPLAY is not set"):
+        record_gaze(tmp_path / "gaze.mp4", 1, small_config(), source=camera, clock=clock)
+    assert camera.closed and list(tmp_path.iterdir()) == []
+    assert not pygame.display.get_init()

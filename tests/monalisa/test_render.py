@@ -298,12 +298,12 @@ def test_scaling_quality_close_to_cv2_resize(size):
 
 
 def test_a_silent_fallback_to_no_screen_is_refused(monkeypatch):
-    from monalisa.render import DisplayError, _require_a_screen
+    from monalisa.render import DisplayError, require_a_screen
 
     monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(DisplayError, match="DISPLAY is not set"):
-        _require_a_screen("offscreen")
+        require_a_screen("offscreen")
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    _require_a_screen("dummy")  # asked for on purpose (tests, --headless)
-    _require_a_screen("x11")
+    require_a_screen("dummy")  # asked for on purpose (tests, --headless)
+    require_a_screen("x11")
