@@ -1,6 +1,6 @@
 """Measure how well a pool turns the gaze, with FaceMesh, independently of the engine.
 
-    python benchmarks/pool_quality.py PORTRAIT POOL [--build] [--yaw-steps 33] [--max-yaw 30]
+    python benchmarks/pool_quality.py PORTRAIT POOL [--build] [--yaw-steps 33] [--max-yaw 30] [--tta 96]
 
 PORTRAIT is an image file, or ``grace_hopper`` / ``astronaut`` for the portraits shipped
 with matplotlib / scikit-image. Every frame of the middle (pitch ~0) row is composited
@@ -11,8 +11,13 @@ Gaze is measured with FaceMesh (the issue's ruler) as the iris centre (landmarks
 projected on the eye-corner line (33-133, 263-362), in eye widths, mean of both eyes. To
 make FaceMesh as faithful as it can be without knowing anything about the engine:
 
-* every frame's landmarks are the mean over several crops around the face (sizes x
-  margins), which halves FaceMesh's frame-to-frame jitter;
+* every frame's landmarks are the mean over ``--tta`` N (default 96) views of the face: a
+  640-px crop around it, each view moved by a small random affine jitter (shift +-2 px,
+  scale +-3%, rotation +-1.5 deg; fixed seed, the same jitters in every frame), with the
+  landmarks mapped back through the inverse jitter. FaceMesh's frame-to-frame jitter
+  depends on where the face lands on its input pixel grid; averaging over the views cuts
+  it 3-5x (2nd-difference noise of the iris position ~0.006 -> ~0.001-0.002 eye widths).
+  ``--tta 0`` is the older, faster ruler: the mean over 9 unjittered crops (sizes x margins);
 * FaceMesh's refined eye corners move about a third of the way along with the iris, so the
   judged corners are each corner's median over the sweep, carried into every frame by an
   affine fit of the landmarks around that eye (cheeks, nose, temples: not lids or brows).
@@ -21,8 +26,9 @@ make FaceMesh as faithful as it can be without knowing anything about the engine
 
 The same sweep is also measured by template tracking of the iris and corners (sub-pixel
 normalised cross-correlation of their appearance in the portrait), printed as info: it is
-the more precise ruler (FaceMesh reads ~75% of the iris motion and jitters by about one
-step of a 33-frame sweep) but not the issue's. ``--build`` first builds POOL from PORTRAIT
+the more precise ruler (FaceMesh reads 65-85% of the iris motion, jitters by about one
+step of a 33-frame sweep with ``--tta 0`` and by a sixth of one with the default, and has
+smooth reading errors of its own that no averaging removes) but not the issue's. ``--build`` first builds POOL from PORTRAIT
 with the warp engine and prints the build time. ``--sheet FILE`` writes the eyes of a few
 frames, enlarged, for looking at.
 """
@@ -46,6 +52,10 @@ CORNERS = ((33, 133), (263, 362))      # FaceMesh eye corners, one pair per eye
 IRISES = (468, 473)                    # FaceMesh iris centres (refine_landmarks=True)
 CROP_SIDE = 640                        # faces are found on a crop resized to this
 CROPS = tuple((side, margin) for side in (640, 768, 1024) for margin in (1.5, 1.8, 2.2))
+TTA_VIEWS = 96                         # default number of jittered views averaged per frame
+TTA_CROP = (CROP_SIDE, 1.8)            # the crop (side px, margin) the views jitter
+TTA_JITTER = (2.0, 0.03, 1.5)          # most shift (px of the crop), scale change, rotation (deg)
+TTA_SEED = 0
 RING = (0.8, 1.6)                      # landmarks this far from an eye (eye widths) carry its corners
 
 EYE_SCALE_PX = 160                     # eyes are enlarged to at least this width for matching
@@ -57,6 +67,14 @@ FLOORS = {  # name: (floor, "min" if the value must be at least the floor, else 
     "diff outside face (max)": (1.0, "max"),
     "face found": (1.0, "min"),
 }
+
+
+def tta_jitters(views: int, seed: int = TTA_SEED) -> np.ndarray:
+    """``views`` random (dx, dy, scale change, degrees) jitters, the same for a given seed."""
+    shift, scale, degrees = TTA_JITTER
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.uniform(-shift, shift, views), rng.uniform(-shift, shift, views),
+                            rng.uniform(-scale, scale, views), rng.uniform(-degrees, degrees, views)])
 
 
 def shipped_portrait(name: str) -> Path:
@@ -95,15 +113,21 @@ class Meter:
                         found.append(points)
         return [self.near(image, points) for points in found]
 
-    def near(self, image: np.ndarray, reference: np.ndarray, crops=((CROP_SIDE, 1.8),)) -> np.ndarray | None:
+    def near(self, image: np.ndarray, reference: np.ndarray, crops=((CROP_SIDE, 1.8),),
+             jitters: np.ndarray | None = None) -> np.ndarray | None:
         """Landmarks of the face closest to ``reference``: the mean over crops (side px, margin)
-        around it, or None if any crop misses it."""
-        found = [self._near_once(image, reference, side, margin) for side, margin in crops]
+        around it, or, given ``jitters`` (see ``tta_jitters``), the mean over those jittered
+        views of the TTA_CROP crop; None if any crop or view misses it."""
+        if jitters is not None:
+            found = [self._near_once(image, reference, *TTA_CROP, jitter) for jitter in jitters]
+        else:
+            found = [self._near_once(image, reference, side, margin) for side, margin in crops]
         return None if any(f is None for f in found) else np.mean(found, axis=0)
 
     def _near_once(self, image: np.ndarray, reference: np.ndarray, crop_side: int,
-                   margin: float) -> np.ndarray | None:
-        """Landmarks of the face closest to ``reference`` on one crop around it."""
+                   margin: float, jitter: np.ndarray | None = None) -> np.ndarray | None:
+        """Landmarks of the face closest to ``reference`` on one crop around it, optionally
+        moved by a (dx, dy, scale change, degrees) jitter about its centre."""
         (x0, y0), (x1, y1) = reference.min(axis=0), reference.max(axis=0)
         side = margin * max(x1 - x0, y1 - y0)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -114,7 +138,19 @@ class Meter:
         scale = crop_side / max(crop.shape[:2])
         crop = cv2.resize(crop, None, fx=scale, fy=scale,
                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-        found = [pts / scale + (left, top) for pts in self._process(crop)]
+        back = None
+        if jitter is not None:
+            dx, dy, change, degrees = jitter
+            height, width = crop.shape[:2]
+            forward = cv2.getRotationMatrix2D((width / 2, height / 2), float(degrees), 1.0 + float(change))
+            forward[:, 2] += (dx, dy)
+            crop = cv2.warpAffine(crop, forward, (width, height), flags=cv2.INTER_CUBIC,
+                                  borderMode=cv2.BORDER_REFLECT101)
+            back = cv2.invertAffineTransform(forward)
+        found = self._process(crop)
+        if back is not None:
+            found = [pts @ back[:, :2].T + back[:, 2] for pts in found]
+        found = [pts / scale + (left, top) for pts in found]
         if not found:
             return None
         best = min(found, key=lambda pts: np.abs(pts - reference).mean())
@@ -262,8 +298,10 @@ class FaceReport:
     positions: list[float]          # FaceMesh iris positions, eye widths
 
 
-def measure(pool: Pool, portrait: np.ndarray, meter: Meter) -> list[FaceReport]:
-    """Measure every face of the portrait in every frame of the pool's middle row."""
+def measure(pool: Pool, portrait: np.ndarray, meter: Meter, tta: int = TTA_VIEWS) -> list[FaceReport]:
+    """Measure every face of the portrait in every frame of the pool's middle row, FaceMesh
+    averaged over ``tta`` jittered views per frame (0: over the 9 unjittered CROPS)."""
+    jitters = tta_jitters(tta) if tta > 0 else None
     references = meter.faces(portrait)
     if not references:
         raise SystemExit("FaceMesh finds no face in the portrait itself; nothing to measure")
@@ -279,7 +317,7 @@ def measure(pool: Pool, portrait: np.ndarray, meter: Meter) -> list[FaceReport]:
         region = face_box(reference, portrait.shape)
         base_texture = laplacian_variance(portrait[region])
         texture = min(laplacian_variance(f[region]) / base_texture for f in frames)
-        found = [meter.near(f, reference, CROPS) for f in frames]
+        found = [meter.near(f, reference, CROPS, jitters) for f in frames]
         sweep = [lm for lm in found if lm is not None]
         positions = steady_positions(reference, sweep) if sweep else []
         per_frame = [iris_position(lm) for lm in sweep]
@@ -358,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yaw-steps", type=int, default=33)
     parser.add_argument("--max-yaw", type=float, default=30.0)
     parser.add_argument("--sheet", type=Path, help="write enlarged eye crops of five frames here")
+    parser.add_argument("--tta", type=int, default=TTA_VIEWS, metavar="N",
+                        help=f"average FaceMesh over N jittered views per frame (default {TTA_VIEWS}; "
+                             "0: over 9 unjittered crops, faster and noisier)")
     args = parser.parse_args(argv)
     portrait_path = shipped_portrait(args.portrait)
     if args.build:
@@ -369,11 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.pool} was built from a {pool.portrait.shape[1]}x{pool.portrait.shape[0]} "
                          f"portrait, not this {portrait.shape[1]}x{portrait.shape[0]} one")
     meter = Meter()
-    reports = measure(pool, portrait, meter)
+    if args.tta < 0:
+        parser.error("--tta must be >= 0")
+    reports = measure(pool, portrait, meter, args.tta)
     if args.sheet:
         write_sheet(pool, meter.faces(portrait)[0], args.sheet)
     all_pass = True
-    print(f"{portrait_path.name}: {pool.cols} frames, patch {pool.patch_rect.width}x{pool.patch_rect.height}")
+    ruler = f"{args.tta} jittered views" if args.tta else f"{len(CROPS)} crops"
+    print(f"{portrait_path.name}: {pool.cols} frames, patch {pool.patch_rect.width}x{pool.patch_rect.height}, "
+          f"FaceMesh over {ruler} per frame")
     for index, report in enumerate(reports):
         print(f"face {index + 1} of {len(reports)}: iris positions (FaceMesh) "
               + " ".join(f"{p:.3f}" for p in report.positions))
