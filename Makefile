@@ -2,7 +2,8 @@
 # make test: set up .venv with the test and FOMM extras and run the whole suite.
 # Both are idempotent: the install steps re-run only when pyproject.toml changes.
 
-PYTHON ?= python3
+# Python 3.11 (mediapipe 0.10.21 has no wheels for newer ones): python3.11 if present, else python3.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
