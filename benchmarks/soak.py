@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from monalisa.app import KioskOptions, run_kiosk
-    from monalisa.builtin import builtin_pool_path
+    from monalisa.builtin import resolve_pool_path
     from monalisa.config import Config
     from monalisa.logs import setup_logging
     from monalisa.pool import load_pool
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="monalisa-soak-") as tmp:
         video = Path(args.video) if args.video else make_video(Path(tmp), 20.0)
         config.camera.source, config.camera.loop, config.camera.pace = str(video), True, True
-        pool = load_pool(args.pool or builtin_pool_path())
+        pool = load_pool(resolve_pool_path(args.pool, config.pool.path))
         trace = Path(tmp) / "trace.jsonl"
         sampler = RssSampler()
         sampler.start()

@@ -8,9 +8,11 @@ border, so the blurrier upscaled network output never shows a seam against the o
 
 import numpy as np
 
+from monalisa.config import FommConfig
+
 REFERENCE_SIZE = 512  # the patch size the original s and k were tuned for
-DEFAULT_SLOPE = 0.06
-DEFAULT_INFLECTION = 180.0
+DEFAULT_SLOPE = FommConfig.blend_slope  # declared (with its help text) once, in the config
+DEFAULT_INFLECTION = FommConfig.blend_inflection
 
 
 def sigmoid_alpha(height: int, width: int, slope: float = DEFAULT_SLOPE,
