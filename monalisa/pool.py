@@ -14,17 +14,15 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
-import secrets
-import tempfile
-import time
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
 
+from monalisa.atomic import staged_dir
 from monalisa.errors import PoolError
 
 FORMAT = "monalisa-pool/1"
@@ -306,11 +304,13 @@ class PoolWriter:
 
     Use as a context manager; call ``add`` once per cell. An exception (or Ctrl-C) inside
     the block removes the temp dir and leaves any previous pool at ``out`` untouched.
+    ``before_publish(tmp_dir)``, if given, runs on the complete temp pool to add extra files.
     """
 
     def __init__(self, out: str | os.PathLike, portrait: np.ndarray, portrait_sha256: str,
                  patch: Rect, yaws: list[float], pitches: list[float], engine: str,
-                 engine_params: dict[str, Any], source: str = ""):
+                 engine_params: dict[str, Any], source: str = "",
+                 before_publish: Callable[[Path], object] | None = None):
         self.out = Path(out)
         if self.out.exists() and not _replaceable(self.out):
             raise PoolError(f"{self.out}: exists and is not a pool; refusing to overwrite it")
@@ -322,18 +322,29 @@ class PoolWriter:
         self.yaws, self.pitches = [float(v) for v in yaws], [float(v) for v in pitches]
         self.meta = dict(portrait_sha256=portrait_sha256, engine=engine,
                          engine_params=engine_params, source=source)
+        self.before_publish = before_publish
         self.frames: list[FrameEntry] = []
         self.tmp: Path | None = None
+        self._writing: AbstractContextManager[PoolWriter] | None = None
 
     def __enter__(self) -> "PoolWriter":
-        self.tmp = make_temp_dir(self.out)
-        try:
-            (self.tmp / FRAMES_DIR).mkdir()
-            write_image(self.tmp / PORTRAIT_FILE, self.portrait)
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
-        return self
+        self._writing = self._write()
+        return self._writing.__enter__()
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
+        assert self._writing is not None
+        return self._writing.__exit__(exc_type, exc, tb)
+
+    @contextmanager
+    def _write(self) -> Iterator["PoolWriter"]:
+        with staged_dir(self.out, PoolError) as tmp:
+            self.tmp = tmp
+            (tmp / FRAMES_DIR).mkdir()
+            write_image(tmp / PORTRAIT_FILE, self.portrait)
+            yield self
+            self._write_manifest()
+            if self.before_publish is not None:
+                self.before_publish(tmp)
 
     def add(self, row: int, col: int, patch: np.ndarray) -> None:
         """Store the patch image for one grid cell."""
@@ -345,18 +356,7 @@ class PoolWriter:
         write_image(self.tmp / name, patch)
         self.frames.append(FrameEntry(name, row, col, self.yaws[col], self.pitches[row]))
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.tmp is not None
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        try:
-            self._finish()
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
-
-    def _finish(self) -> None:
+    def _write_manifest(self) -> None:
         assert self.tmp is not None
         height, width = self.portrait.shape[:2]
         manifest = Manifest(
@@ -367,62 +367,8 @@ class PoolWriter:
         text = json.dumps(manifest.to_json(), indent=1)
         parse_manifest(json.loads(text), self.tmp / MANIFEST)  # never publish a pool we can't read
         (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
-        _replace_dir(self.tmp, self.out)
-
-
-def make_temp_dir(out: Path) -> Path:
-    """A fresh temp dir beside ``out`` (same file system, so it can be renamed into place).
-
-    It gets the permissions a normal directory would (mkdtemp's are owner-only), so a pool
-    built by one user can be shown by the kiosk's service user.
-    """
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(out)
-        while True:
-            tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
-            try:
-                os.mkdir(tmp, 0o777)  # the umask applies, as for any directory
-                return tmp
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise PoolError(f"{out}: cannot write here ({exc.strerror or exc})") from None
-
-
-STALE_TEMP_S = 3600
-
-
-def _remove_stale_temps(out: Path) -> None:
-    """Delete temp dirs of earlier writes to ``out`` that were killed outright (kill -9, power cut).
-
-    A dir counts as stale when nothing in it (nor in its frames/) changed for STALE_TEMP_S.
-    """
-    now = time.time()
-    for old in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
-        try:
-            newest = max(p.stat().st_mtime for p in (old, *old.iterdir()))
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # removed by someone else meanwhile, or not ours
-        if now - newest > STALE_TEMP_S:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _replaceable(path: Path) -> bool:
     """Only an old pool or an empty directory may be replaced by a new pool."""
     return path.is_dir() and ((path / MANIFEST).is_file() or not any(path.iterdir()))
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an old pool there is swapped out, then deleted."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "pool")
-    try:
-        os.replace(new, target)
-    except OSError:
-        os.replace(old / "pool", target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

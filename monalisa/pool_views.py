@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from monalisa.atomic import staged_dir, write_file
 from monalisa.errors import PoolError
-from monalisa.pool import Pool, Rect, make_temp_dir, write_image
+from monalisa.pool import Pool, Rect, write_image
 
 SHEET_COLUMNS = 11
 TILE_WIDTH = 240
@@ -25,18 +25,10 @@ def export_frames(pool: Pool, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if not p.name.startswith("frame_"))):
         raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
-    tmp = make_temp_dir(out)
-    try:
-        names = []
-        for index, (row, col) in enumerate(pool.cells()):
-            write_image(tmp / frame_name(index), pool.frame(row, col))
-            names.append(frame_name(index))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    names = [frame_name(index) for index in range(pool.rows * pool.cols)]
+    with staged_dir(out, PoolError) as tmp:
+        for name, (row, col) in zip(names, pool.cells()):
+            write_image(tmp / name, pool.frame(row, col))
     return [out / name for name in names]
 
 
@@ -84,9 +76,7 @@ def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
 
 def write_sheet(pool: Pool, out: str | os.PathLike) -> Path:
     """Write the contact sheet atomically (temp file, then rename)."""
-    out = Path(out)
-    _write_atomic(out, lambda tmp: write_image(tmp, contact_sheet(pool)))
-    return out
+    return write_file(out, lambda tmp: write_image(tmp, contact_sheet(pool)), PoolError)
 
 
 def sweep_frames(pool: Pool, width: int = 360, full: bool = False) -> list[np.ndarray]:
@@ -105,13 +95,13 @@ def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool =
         raise PoolError(f"{out}: the sweep is written as .gif or .mp4, not {out.suffix or 'a file without suffix'}")
     frames = sweep_frames(pool, width, full)
     if out.suffix.lower() == ".mp4":
-        _write_atomic(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms))
+        write_file(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms), PoolError)
     else:
         from PIL import Image
 
         images = [Image.fromarray(f) for f in frames]
-        _write_atomic(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
-                                                      append_images=images[1:], duration=frame_ms, loop=0))
+        write_file(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                   duration=frame_ms, loop=0), PoolError)
     return out
 
 
@@ -123,13 +113,3 @@ def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
-
-
-def _write_atomic(out: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``out``, then rename it into place."""
-    tmp = make_temp_dir(out) / out.name
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)

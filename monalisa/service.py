@@ -14,12 +14,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Callable, Mapping
 
+from monalisa.atomic import write_file
 from monalisa.errors import MonalisaError
 
 log = logging.getLogger(__name__)
@@ -171,22 +171,6 @@ def unit_path() -> Path:
     return Path(config_home) / "systemd" / "user" / UNIT_NAME
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def install_service(config_path: Path | None, pool: str | None, enable: bool = True,
                     dry_run: bool = False) -> int:
     """Install the kiosk as a systemd user service that starts at login and restarts on failure."""
@@ -207,10 +191,7 @@ def install_service(config_path: Path | None, pool: str | None, enable: bool = T
             print("# would run: " + shlex.join(command))
         print(f"# logs: {LOGS_COMMAND}")
         return 0
-    try:
-        write_atomic(target, text)
-    except OSError as exc:
-        raise MonalisaError(f"{target}: cannot write the unit ({exc.strerror or exc})") from None
+    write_file(target, text, mode=0o644)  # MonalisaError naming the target if it fails
     print(f"wrote {target}")
     if shutil.which("systemctl") is None:
         raise MonalisaError("systemctl not found: this system does not run systemd; start "

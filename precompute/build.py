@@ -11,12 +11,13 @@ import numpy as np
 
 from monalisa.config import Config
 from monalisa.errors import UsageError
-from monalisa.pool import PoolWriter, Rect, load_pool, sha256_file
-from monalisa.pool_views import write_sheet
+from monalisa.pool import PoolWriter, Rect, load_pool, sha256_file, write_image
+from monalisa.pool_views import contact_sheet
 from precompute.engine import Engine, grid_angles
 
 log = logging.getLogger(__name__)
 
+SHEET_FILE = "sheet.png"
 ENGINES = ("warp", "fomm")
 LIMITS = {  # flag: (min, max)
     "yaw_steps": (1, 181),
@@ -118,11 +119,16 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
     yaws, pitches = options.yaws, options.pitches
     cells = [(row, col) for row in range(len(pitches)) for col in range(len(yaws))]
     writer = PoolWriter(options.out, image, sha256_file(options.portrait), engine.patch_rect(), yaws,
-                        pitches, engine.name, engine.params(), source=options.portrait.name)
+                        pitches, engine.name, engine.params(), source=options.portrait.name,
+                        before_publish=_add_sheet if options.sheet else None)
     with writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
                       disable=not progress, leave=False) as bar:
         for row, col in bar:
             writer.add(row, col, engine.render(yaws[col], pitches[row]))
-    sheet = write_sheet(load_pool(options.out), options.out / "sheet.png") if options.sheet else None
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
-                        time.perf_counter() - start, sheet)
+                        time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None)
+
+
+def _add_sheet(tmp_pool: Path) -> None:
+    """Draw the contact sheet into the finished temp pool, so it is published with it (or not at all)."""
+    write_image(tmp_pool / SHEET_FILE, contact_sheet(load_pool(tmp_pool)))
