@@ -339,10 +339,13 @@ class PoolWriter:
     def _write(self) -> Iterator["PoolWriter"]:
         with staged_dir(self.out, PoolError) as tmp:
             self.tmp = tmp
-            (tmp / FRAMES_DIR).mkdir()
-            write_image(tmp / PORTRAIT_FILE, self.portrait)
-            yield self
-            self._write_manifest()
+            try:
+                (tmp / FRAMES_DIR).mkdir()
+                write_image(tmp / PORTRAIT_FILE, self.portrait)
+                yield self
+                self._write_manifest()
+            except OSError as exc:  # e.g. the disk filled up mid-build
+                raise PoolError(f"{self.out}: cannot write the pool ({exc.strerror or exc})") from None
             if self.before_publish is not None:
                 self.before_publish(tmp)
 

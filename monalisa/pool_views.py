@@ -76,6 +76,9 @@ def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
 
 def write_sheet(pool: Pool, out: str | os.PathLike) -> Path:
     """Write the contact sheet atomically (temp file, then rename)."""
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise PoolError(f"{out}: the contact sheet is written as .png or .jpg, not "
+                        f"{Path(out).suffix or 'a file without suffix'}")
     return write_file(out, lambda tmp: write_image(tmp, contact_sheet(pool)), PoolError)
 
 

@@ -234,3 +234,18 @@ def test_pool_writer_publishes_extra_files_with_the_pool_or_not_at_all(tmp_path)
     with pytest.raises(PoolError, match="injected"):
         write(out, broken)
     assert (out / "note.txt").exists() and names(tmp_path) == ["pool"]
+
+
+def test_pool_writer_turns_a_full_disk_into_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    from monalisa import pool as pool_module
+    from monalisa.pool import PoolWriter, Rect
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pool_module.Path, "write_text", full)  # the manifest is the last write
+    portrait = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(PoolError, match=r"pool: cannot write the pool \(No space left on device\)$"):
+        with PoolWriter(tmp_path / "pool", portrait, "0" * 64, Rect(2, 3, 6, 4), [0.0], [0.0], "t", {}) as writer:
+            writer.add(0, 0, np.zeros((4, 6, 3), np.uint8))
+    assert names(tmp_path) == []

@@ -16,6 +16,13 @@ def pool(tmp_path):
     return load_pool(write_pool(tmp_path / "pool", rows=2, cols=3))
 
 
+@pytest.mark.parametrize("name", ["frames", "sheet.bmpx"])
+def test_sheet_refuses_an_unknown_image_type_naming_the_file(pool, tmp_path, name):
+    with pytest.raises(PoolError, match=rf"^{tmp_path / name}: the contact sheet is written as .png or .jpg"):
+        write_sheet(pool, tmp_path / name)
+    assert list(tmp_path.iterdir()) == [tmp_path / "pool"]
+
+
 def test_export_writes_every_frame_in_row_then_column_order(pool, tmp_path):
     paths = export_frames(pool, tmp_path / "frames")
     assert [p.name for p in paths] == [f"frame_{i:03d}.png" for i in range(6)]
