@@ -19,16 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _report import check  # noqa: E402  (this script's folder is on sys.path)
 from monalisa.bench import bench_pool, format_report, measure  # noqa: E402
 from monalisa.config import Config  # noqa: E402
 from monalisa.pool import load_pool  # noqa: E402
 from monalisa.synthetic import walking_video  # noqa: E402
-
-
-def check(name: str, value: float, floor: str, ok: bool, unit: str = "") -> bool:
-    """Print one measured number with its floor and PASS/FAIL."""
-    print(f"{name:<42}{value:>10.3f} {unit:<9} floor {floor:<12} {'PASS' if ok else 'FAIL'}")
-    return ok
 
 
 def main() -> int:

@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _report import check  # noqa: E402  (this script's folder is on sys.path)
 from monalisa.bench import grid_pool, measure  # noqa: E402
 from monalisa.config import Config  # noqa: E402
 from monalisa.gaze import make_mapping  # noqa: E402
@@ -52,12 +53,6 @@ def moving_mask(truth: GroundTruth) -> np.ndarray:
     moved = np.abs(np.diff(x, prepend=x[0])) > STILL_EPS
     moved[0] = moved[1] if len(moved) > 1 else False
     return moved
-
-
-def check(name: str, value: float, floor: str, ok: bool) -> bool:
-    """Print one measured number with its floor and PASS/FAIL."""
-    print(f"{name:<60}{value:>9.3f}  floor {floor:<8} {'PASS' if ok else 'FAIL'}")
-    return ok
 
 
 def evaluate(mapping: str, videos: list[tuple[str, str, Path, GroundTruth]], pool) -> tuple[int, int, int]:
@@ -109,8 +104,9 @@ def main() -> int:
     print()
     ok = []
     for mapping, share, changes in results:
-        ok.append(check(f"{mapping}: moving, shown column within 1 of ideal (share)", share, ">= 0.95", share >= 0.95))
-        ok.append(check(f"{mapping}: still, column changes", changes, "0", changes == 0))
+        ok.append(check(f"{mapping}: moving, shown column within 1 of ideal (share)", share, ">= 0.95", share >= 0.95,
+                        width=60))
+        ok.append(check(f"{mapping}: still, column changes", changes, "0", changes == 0, width=60))
     return 0 if all(ok) else 1
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from monalisa.config import Config
 from monalisa.gaze import CellSelector, Mapping, make_mapping
+from monalisa.health import FpsMeter
 from monalisa.pool import Pool
 from monalisa.viewer import ViewerTracker
 
@@ -100,8 +101,7 @@ class Kiosk:
         self.camera_state: str | None = None
         self._shown: tuple[int, int] | None = None
         self._status: str | None = None       # the message on screen
-        self._fps = 0.0
-        self._last_frame_t: float | None = None
+        self._fps = FpsMeter()                # camera frames processed, for the overlay
 
     # ------------------------------------------------------------------ the loop
 
@@ -173,7 +173,7 @@ class Kiosk:
         ms["capture"] = (start - frame.t) * 1000.0
         ms["detect"] = (detected - start) * 1000.0
         ms["select"] = (selected - detected) * 1000.0
-        self._update_fps(frame.t)
+        self._fps.tick(frame.t)
         if self.renderer.debug:
             self.renderer.set_debug(self._debug_info(frame, faces, state, cell))
         self.renderer.show(cell)
@@ -223,18 +223,11 @@ class Kiosk:
             self.mapping.mirror = not self.mapping.mirror
             log.info("mirror %s", "on" if self.mapping.mirror else "off")
 
-    def _update_fps(self, t: float) -> None:
-        """Smoothed frames per second of the camera frames processed (for the overlay)."""
-        if self._last_frame_t is not None and t > self._last_frame_t:
-            rate = 1.0 / (t - self._last_frame_t)
-            self._fps = rate if self._fps == 0.0 else self._fps + 0.1 * (rate - self._fps)
-        self._last_frame_t = t
-
     def _debug_info(self, frame, faces, state, cell):
         """The overlay's data (render and total are the previous frame's); built only while it is on."""
         from monalisa.render import DebugInfo
 
-        return DebugInfo(fps=self._fps, stage_ms=dict(self.record.stage_ms), camera_image=frame.image,
+        return DebugInfo(fps=self._fps.fps, stage_ms=dict(self.record.stage_ms), camera_image=frame.image,
                          faces=list(faces), viewer=state.face, cell=cell, mapping=self.mapping.name)
 
 

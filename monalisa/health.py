@@ -3,7 +3,8 @@
 An operator reading ``journalctl`` after a week should see at a glance whether the kiosk
 kept up (fps), stayed responsive (latency, longest gap between frames) and did not leak
 (RSS). ``frame()`` is called once per processed frame, so it does O(1) work into a fixed
-ring buffer; the sorting for percentiles happens once per interval.
+ring buffer; the sorting for percentiles happens once per interval. ``FpsMeter`` is the
+smoothed frame rate the debug overlays of the kiosk and `preview` show.
 """
 
 from __future__ import annotations
@@ -119,6 +120,27 @@ class HealthMonitor:
         self._max_gap = 0.0
         self._pos = self._filled = 0
         return snap
+
+
+class FpsMeter:
+    """Smoothed frames per second from successive frame times, for the debug overlay.
+
+    An exponential moving average (weight ``alpha`` for the newest rate): the first interval
+    sets it, a time that does not advance is skipped, and a pause counts as one slow frame.
+    """
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha = alpha
+        self.fps = 0.0                   # 0.0 until two ticks are apart
+        self.last: float | None = None   # time of the latest tick
+
+    def tick(self, t: float) -> float:
+        """Count a frame at time ``t`` (seconds); returns the smoothed rate."""
+        if self.last is not None and t > self.last:
+            rate = 1.0 / (t - self.last)
+            self.fps = rate if self.fps == 0.0 else self.fps + self.alpha * (rate - self.fps)
+        self.last = t
+        return self.fps
 
 
 def format_line(snap: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import logging
 import time
 
 from monalisa.config import RenderConfig
+from monalisa.health import FpsMeter
 from monalisa.pool import Pool
 from monalisa.render import Cell, DebugInfo, Renderer
 
@@ -32,8 +33,8 @@ class Preview:
         self.renderer = renderer
         self.pool = pool
         self.cell = pool.neutral_cell()
-        self._last = time.monotonic()
-        self._fps = 0.0
+        self._fps = FpsMeter()  # display updates; the first interval starts now
+        self._fps.tick(time.monotonic())
 
     def step(self) -> bool:
         """Handle events, follow the mouse and show the cell; False once the user quits."""
@@ -45,13 +46,10 @@ class Preview:
             self.cell = cell_at(position, self.pool.rows, self.pool.cols)
         if self.renderer.debug:
             self.renderer.set_debug(DebugInfo(
-                fps=self._fps, stage_ms={"frame": (started - self._last) * 1000}, cell=self.cell,
+                fps=self._fps.fps, stage_ms={"frame": (started - self._fps.last) * 1000}, cell=self.cell,
                 mapping="mouse"))
         self.renderer.show(self.cell)
-        shown = time.monotonic()
-        elapsed = max(1e-6, shown - self._last)
-        self._fps = 0.9 * self._fps + 0.1 / elapsed if self._fps else 1.0 / elapsed
-        self._last = shown
+        self._fps.tick(time.monotonic())
         return True
 
 

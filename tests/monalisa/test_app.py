@@ -254,6 +254,7 @@ def test_debug_info_only_while_the_overlay_is_on(pool):
     assert isinstance(info, DebugInfo)
     assert info.viewer is not None and len(info.faces) == 1 and info.mapping == "linear"
     assert set(info.stage_ms) >= {"capture", "detect", "select", "render"}
+    assert info.fps == pytest.approx(1 / (FRAME_S + 0.002))  # from the frames' times (fake show takes 2 ms)
 
 
 def test_health_and_notifier_are_fed(pool):

@@ -86,7 +86,7 @@ def test_output_mistakes_are_one_line(pool_dir, tmp_path, capsys):
     blocker.write_text("x")
     one_error_line(capsys, main(["pool", "export", str(pool_dir), "--out", str(blocker / "frames")]))
     line = one_error_line(capsys, main(["pool", "sheet", str(pool_dir), "--out", str(tmp_path / "sheet")]))
-    assert "use .png" in line
+    assert "written as .png or .jpg" in line
     one_error_line(capsys, main(["pool", "gif", str(pool_dir), "--out", str(tmp_path / "a.gif"), "--width", "0"]),
                    expected_code=2)
     one_error_line(capsys, main(["config", "show", "--config", str(tmp_path)]), expected_code=2)

@@ -66,6 +66,8 @@ def test_preview_debug_overlay_runs(pool):
     try:
         preview = Preview(renderer, pool)
         assert preview.step() and preview.step()
+        info = renderer._debug_info
+        assert info.fps > 0 and info.stage_ms["frame"] >= 0 and info.mapping == "mouse"
         panel = renderer.overlay_rect
         assert np.median(renderer.surface_array()[panel.slices]) < 60   # dark panel over the grey portrait
     finally:
