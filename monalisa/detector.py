@@ -14,6 +14,7 @@ import numpy as np
 
 from monalisa.config import DetectorConfig
 from monalisa.errors import MonalisaError
+from monalisa.mp_quiet import quiet_stderr
 
 # BlazeFace keypoint order: the person's right eye, left eye, nose tip, mouth, right ear, left ear.
 # The person's right eye appears on the image's left in an unmirrored camera image.
@@ -72,11 +73,18 @@ class BlazeFaceDetector:
         self.config = config
         try:
             import mediapipe as mp  # imported here: loading it takes a second and the tests fake it
-            self._model = mp.solutions.face_detection.FaceDetection(
-                model_selection=0 if config.model == "short" else 1,
-                min_detection_confidence=config.min_score)
+            with quiet_stderr():  # MediaPipe logs its set-up and first inference straight to fd 2
+                model = mp.solutions.face_detection.FaceDetection(
+                    model_selection=0 if config.model == "short" else 1,
+                    min_detection_confidence=config.min_score)
+                try:  # the first inference now, inside the quiet window and before any camera thread runs
+                    model.process(np.zeros((64, 64, 3), np.uint8))
+                except BaseException:
+                    model.close()
+                    raise
         except (ImportError, AttributeError, RuntimeError, FileNotFoundError) as exc:
             raise MonalisaError(f"face detector: cannot load MediaPipe BlazeFace ({exc})") from exc
+        self._model = model
         self._closed = False
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:

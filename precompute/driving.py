@@ -14,18 +14,23 @@ median face box), resized to 256: a per-frame crop would turn landmark jitter in
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
 
 from monalisa.errors import PrecomputeError
 from monalisa.gazefile import GAZE_FORMAT, gaze_json_path
+
+if TYPE_CHECKING:
+    from precompute.portrait import FaceMeshSession
 
 log = logging.getLogger(__name__)
 
@@ -248,14 +253,29 @@ def estimated_frame_count(path: Path) -> int:
         capture.release()
 
 
-def find_driver(image: np.ndarray):
-    """The largest face in a driving frame, or None (FaceMesh through precompute.portrait)."""
+def find_driver(image: np.ndarray, session: FaceMeshSession | None = None):
+    """The largest face in a driving frame, or None (FaceMesh through precompute.portrait).
+
+    ``session``: a portrait.FaceMeshSession to reuse; measure_video passes one for the whole pass.
+    """
     from precompute.portrait import find_faces
 
     try:
-        return find_faces(image, "largest")[0]
+        return find_faces(image, "largest", session)[0]
     except PrecomputeError:
         return None  # no (usable) face in this frame: the caller counts and reports it
+
+
+@contextlib.contextmanager
+def _pass_finder(find_face: Callable) -> Iterator[Callable]:
+    """``find_face`` ready for a pass over many frames: find_driver shares one FaceMesh, closed after."""
+    if find_face is not find_driver:
+        yield find_face
+        return
+    from precompute.portrait import FaceMeshSession
+
+    with FaceMeshSession() as session:
+        yield functools.partial(find_driver, session=session)
 
 
 def measure_video(path: Path, find_face: Callable = find_driver,
@@ -266,14 +286,15 @@ def measure_video(path: Path, find_face: Callable = find_driver,
     estimate = estimated_frame_count(path)
     stride = max(1, math.ceil(estimate / MAX_MEASURED))
     measures, count = [], 0
-    with tqdm(total=estimate or None, desc=f"driving {path.name}", unit="frame",
-              disable=None if progress else True, leave=False) as bar:
+    with _pass_finder(find_face) as find, tqdm(
+            total=estimate or None, desc=f"driving {path.name}", unit="frame",
+            disable=None if progress else True, leave=False) as bar:
         for index, image in enumerate(iter_frames(path)):
             count += 1
             bar.update(1)
             if index % stride:
                 continue
-            face = find_face(image)
+            face = find(image)
             if face is not None:
                 measures.append(measure_face(index, face))
     if count == 0:

@@ -12,12 +12,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from monalisa.errors import PoolError, PrecomputeError
+from monalisa.mp_quiet import quiet_stderr
 from monalisa.pool import read_image
 
 log = logging.getLogger(__name__)
@@ -96,15 +97,62 @@ def load_portrait(path: str | os.PathLike) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- detection
 
-def find_faces(image: np.ndarray, which: str | int = "all") -> list[FaceGeometry]:
+class FaceMeshSession:
+    """One FaceMesh graph (still-image mode, irises) shared by many find_faces calls, as building one
+    costs more than running it; each call stays independent of the previous ones. Close it or use ``with``."""
+
+    def __init__(self) -> None:
+        import mediapipe as mp  # imported only here: loading it takes a second
+
+        with quiet_stderr():  # MediaPipe logs its set-up straight to fd 2
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True,
+                min_detection_confidence=0.5)
+            self._quiet = True
+            try:  # the first inference in the same window: the graph finishes opening (and logging) in it
+                self.landmarks(np.zeros((64, 64, 3), np.uint8))
+            except BaseException:
+                self.close()
+                raise
+
+    def landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+        """Landmarks (478, 2) in ``image`` pixels for every face FaceMesh finds."""
+        if self._mesh is None:
+            raise RuntimeError("FaceMeshSession used after close()")
+        if self._quiet:  # MediaPipe also logs once per process when it first sees a face
+            with quiet_stderr():
+                result = self._mesh.process(np.ascontiguousarray(image))
+            self._quiet = not result.multi_face_landmarks
+        else:
+            result = self._mesh.process(np.ascontiguousarray(image))
+        height, width = image.shape[:2]
+        return [np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64)
+                for face in result.multi_face_landmarks or []]
+
+    def close(self) -> None:
+        """Free the graph (idempotent)."""
+        if self._mesh is not None:
+            mesh, self._mesh = self._mesh, None
+            mesh.close()
+
+    def __enter__(self) -> "FaceMeshSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def find_faces(image: np.ndarray, which: str | int = "all",
+               session: FaceMeshSession | None = None) -> list[FaceGeometry]:
     """Faces found by FaceMesh, sorted left to right.
 
     ``which``: "all"; "largest"; or an int N (or digit string) for the N largest faces.
+    ``session``: a FaceMeshSession to reuse (left open); by default one is opened for this call.
     Faces are detected on a downscaled copy, then each is re-measured on a crop around it
     so landmarks are as precise on a 6000-pixel scan as on a web image.
     """
     count = _parse_which(which)
-    with _open_face_mesh() as mesh:
+    with (contextlib.nullcontext(session) if session is not None else FaceMeshSession()) as mesh:
         rough = _detect(mesh, image)
         if not rough:
             raise PrecomputeError(
@@ -127,18 +175,18 @@ def find_faces(image: np.ndarray, which: str | int = "all") -> list[FaceGeometry
     return sorted(usable, key=lambda f: f.center[0])
 
 
-def _detect(mesh, image: np.ndarray) -> list[np.ndarray]:
+def _detect(mesh: FaceMeshSession, image: np.ndarray) -> list[np.ndarray]:
     """Rough landmarks of every face: on a downscaled copy, then on its four overlapping
     quarters (FaceMesh's detector misses faces under ~15% of the frame, as in group pictures)."""
     height, width = image.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
     small = image if scale == 1.0 else cv2.resize(
         image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    found = _run_mesh(mesh, small)
+    found = mesh.landmarks(small)
     tile_h, tile_w = round(0.6 * small.shape[0]), round(0.6 * small.shape[1])
     for top in (0, small.shape[0] - tile_h):
         for left in (0, small.shape[1] - tile_w):
-            for points in _run_mesh(mesh, small[top:top + tile_h, left:left + tile_w]):
+            for points in mesh.landmarks(small[top:top + tile_h, left:left + tile_w]):
                 points = points + (left, top)
                 if not any(_same_face(points, known) for known in found):
                     found.append(points)
@@ -165,37 +213,13 @@ def _parse_which(which: str | int) -> int | None:
     raise PrecomputeError(f"faces must be 'all', 'largest' or a number >= 1, got {which!r}")
 
 
-@contextlib.contextmanager
-def _open_face_mesh() -> Iterator:
-    """FaceMesh for still images with iris landmarks (mediapipe is imported only here)."""
-    import mediapipe as mp
-
-    mesh = mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True,
-        min_detection_confidence=0.5)
-    try:
-        yield mesh
-    finally:
-        mesh.close()
-
-
-def _run_mesh(mesh, image: np.ndarray) -> list[np.ndarray]:
-    """Landmarks (478, 2) in ``image`` pixels for every face FaceMesh finds."""
-    result = mesh.process(np.ascontiguousarray(image))
-    height, width = image.shape[:2]
-    found = []
-    for face in result.multi_face_landmarks or []:
-        found.append(np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64))
-    return found
-
-
 def _box_area(points: np.ndarray) -> float:
     x0, y0 = points.min(axis=0)
     x1, y1 = points.max(axis=0)
     return float((x1 - x0) * (y1 - y0))
 
 
-def _refine(mesh, image: np.ndarray, rough: np.ndarray) -> np.ndarray:
+def _refine(mesh: FaceMeshSession, image: np.ndarray, rough: np.ndarray) -> np.ndarray:
     """Re-run FaceMesh on a square crop around one face; the rough landmarks if that fails."""
     height, width = image.shape[:2]
     (x0, y0), (x1, y1) = rough.min(axis=0), rough.max(axis=0)
@@ -207,7 +231,7 @@ def _refine(mesh, image: np.ndarray, rough: np.ndarray) -> np.ndarray:
     scale = REFINE_SIDE / max(crop.shape[:2])
     crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)),
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    candidates = [pts / scale + (left, top) for pts in _run_mesh(mesh, crop)]
+    candidates = [pts / scale + (left, top) for pts in mesh.landmarks(crop)]
     if not candidates:
         return rough
     best = min(candidates, key=lambda pts: np.abs(pts - rough).mean())

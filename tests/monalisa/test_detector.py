@@ -1,6 +1,7 @@
 """BlazeFace detection on shipped portraits and generated camera videos with known eye positions."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from monalisa import synthetic
 from monalisa.camera import VideoFileSource
 from monalisa.config import DetectorConfig
 from monalisa.detector import BlazeFaceDetector, Face
+from monalisa.mp_quiet import quiet_stderr
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,22 @@ def test_bad_input_and_use_after_close_fail_clearly():
     model.close()
     with pytest.raises(RuntimeError, match="after close"):
         model.detect(np.zeros((48, 64, 3), np.uint8))
+
+
+def test_building_and_running_a_detector_leaves_stderr_clean(capfd):
+    """MediaPipe's C++ set-up lines (W0000 ..., INFO: ...) must not reach the kiosk's journal."""
+    portrait = synthetic.shipped_portraits()["grace_hopper"]
+    capfd.readouterr()
+    with BlazeFaceDetector(DetectorConfig(model="full")) as model:
+        assert len(model.detect(portrait)) == 1
+    assert capfd.readouterr().err == ""
+
+
+def test_quiet_stderr_drops_native_writes_only_inside_and_lets_errors_through(capfd):
+    capfd.readouterr()
+    with pytest.raises(ValueError, match="boom"):
+        with quiet_stderr():
+            os.write(2, b"native log line\n")
+            raise ValueError("boom")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

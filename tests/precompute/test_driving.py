@@ -2,16 +2,20 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 import pytest
 
 from monalisa.errors import PrecomputeError
-from precompute import driving
-from precompute.driving import (Square, check_sweep, crop_square, grid_targets, head_square, load_driving,
-                                select_frames)
-from precompute.portrait import faces_from_eye_points
+from precompute import driving, portrait
+from precompute.driving import (Square, check_sweep, crop_square, find_driver, grid_targets, head_square,
+                                iter_frames, load_driving, measure_face, measure_video, select_frames)
+from precompute.portrait import faces_from_eye_points, load_portrait
+
+GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 YAWS = [round(-30 + 60 * i / 32, 4) for i in range(33)]
 
@@ -23,6 +27,32 @@ def write_video(path, count, size=(160, 120)):
         writer.write(np.full((size[1], size[0], 3), 40 + (i * 5) % 200, np.uint8))
     writer.release()
     return path
+
+
+def write_face_video(path, count):
+    """A small mp4 of a real face sliding left and right, for FaceMesh itself."""
+    face = cv2.resize(load_portrait(GRACE)[60:420, 80:440], (240, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (240, 240))
+    for i in range(count):
+        shift = np.float32([[1, 0, 5 * np.sin(2 * np.pi * i / count)], [0, 1, 0]])
+        frame = cv2.warpAffine(face, shift, (240, 240), borderMode=cv2.BORDER_REPLICATE)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def sessions(monkeypatch):
+    """Every FaceMeshSession opened while the test runs."""
+    opened = []
+
+    class Recorded(portrait.FaceMeshSession):
+        def __init__(self):
+            super().__init__()
+            opened.append(self)
+
+    monkeypatch.setattr(portrait, "FaceMeshSession", Recorded)
+    return opened
 
 
 def write_gaze(video, yaws, pitches=None):
@@ -215,3 +245,30 @@ def test_each_row_takes_its_frames_from_one_pass(tmp_path):
     chosen = load_driving(video, YAWS, [0.0], find_face=FakeDriver(), progress=False).cell_frames[0]
     assert np.all(chosen < 40) or np.all(chosen >= 39)
     assert np.all(np.diff(chosen) < 0) or np.all(np.diff(chosen) > 0)
+
+
+# ----------------------------------------------------------------------------- real FaceMesh
+
+def test_a_pass_builds_one_face_mesh_and_measures_as_a_graph_per_frame_would(tmp_path, sessions, capfd):
+    video = write_face_video(tmp_path / "face.mp4", 6)
+    expected = [measure_face(i, find_driver(image)) for i, image in enumerate(iter_frames(video))]
+    sessions.clear()
+    capfd.readouterr()
+    measures, count = measure_video(video, progress=False)
+    assert count == 6 and measures == expected
+    assert len(sessions) == 1
+    with pytest.raises(RuntimeError, match="after close"):
+        sessions[0].landmarks(np.zeros((8, 8, 3), np.uint8))
+    assert capfd.readouterr().err == ""
+
+
+def test_the_shared_face_mesh_is_closed_when_the_pass_fails(tmp_path, sessions, monkeypatch):
+    def broken(image, which="all", session=None):
+        raise RuntimeError("FaceMesh broke")
+
+    monkeypatch.setattr(portrait, "find_faces", broken)
+    with pytest.raises(RuntimeError, match="FaceMesh broke"):
+        measure_video(write_face_video(tmp_path / "face.mp4", 3), progress=False)
+    assert len(sessions) == 1
+    with pytest.raises(RuntimeError, match="after close"):
+        sessions[0].landmarks(np.zeros((8, 8, 3), np.uint8))

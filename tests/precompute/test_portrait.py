@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from monalisa.errors import PrecomputeError
-from precompute.portrait import (MIN_EYE_WIDTH_PX, FaceGeometry, faces_from_eye_points, find_faces,
-                                 load_portrait, parse_eye_points)
+from precompute.portrait import (MIN_EYE_WIDTH_PX, FaceGeometry, FaceMeshSession, faces_from_eye_points,
+                                 find_faces, load_portrait, parse_eye_points)
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
@@ -86,6 +86,20 @@ def test_big_image_gives_full_resolution_landmarks(hopper, hopper_face):
     for small_eye, big_eye in zip(hopper_face.eyes, face.eyes):
         assert np.allclose(np.array(big_eye.center) / scale, small_eye.center, atol=2.0)
         assert big_eye.iris_radius / scale == pytest.approx(small_eye.iris_radius, rel=0.2)
+
+
+def test_a_shared_session_gives_the_same_faces_quietly(hopper, hopper_face, capfd):
+    """One FaceMesh for many calls: landmarks identical to a fresh graph's, no MediaPipe log lines."""
+    capfd.readouterr()
+    with FaceMeshSession() as session:
+        for _ in range(2):
+            [face] = find_faces(hopper, "all", session)
+            assert np.array_equal(face.landmarks, hopper_face.landmarks)
+        assert session.landmarks(np.zeros((50, 50, 3), np.uint8)) == []
+    assert capfd.readouterr().err == ""
+    session.close()  # idempotent
+    with pytest.raises(RuntimeError, match="after close"):
+        find_faces(hopper, "all", session)
 
 
 def test_no_face_error_explains_eye_points():
