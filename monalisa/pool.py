@@ -22,13 +22,15 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from monalisa.atomic import staged_dir
+from monalisa.atomic import os_error_text, staged_dir
 from monalisa.errors import PoolError
 
 FORMAT = "monalisa-pool/1"
 MANIFEST = "manifest.json"
 PORTRAIT_FILE = "portrait.png"
 FRAMES_DIR = "frames"
+READABLE = ("PNG", "JPEG", "WebP", "TIFF", "BMP", "PPM/PGM", "JPEG 2000")  # what cv2.imdecode reads here
+_PIL_READABLE = {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "DIB", "PPM", "JPEG2000"}  # same, in PIL's names
 
 
 @dataclass(frozen=True)
@@ -134,16 +136,21 @@ class Pool:
         return self.nearest_cell(0.0, 0.0)
 
     def nearest_cell(self, yaw: float, pitch: float) -> tuple[int, int]:
-        """The cell whose manifest direction is nearest to (yaw, pitch) in degrees."""
-        row = int(np.argmin([abs(p - pitch) for p in self.manifest.pitches]))
-        col = int(np.argmin([abs(y - yaw) for y in self.manifest.yaws]))
-        return row, col
+        """The cell whose manifest direction is nearest to (yaw, pitch) in degrees (ties: see nearest_index)."""
+        return nearest_index(self.manifest.pitches, pitch), nearest_index(self.manifest.yaws, yaw)
 
     def frame(self, row: int, col: int) -> np.ndarray:
         """The full composited frame for a cell: exactly what the kiosk shows."""
         out = self.portrait.copy()
         out[self.patch_rect.slices] = self.patches[(row, col)]
         return out
+
+
+def nearest_index(values: tuple[float, ...] | list[float], target: float) -> int:
+    """Index of the value nearest ``target``; a tie goes to the one nearer the middle of the list, then the lower
+    index, so an even grid's idle frame is a fixed, central-most cell."""
+    middle = (len(values) - 1) / 2
+    return min(range(len(values)), key=lambda i: (round(abs(values[i] - target), 9), abs(i - middle), i))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -160,22 +167,38 @@ def read_image(path: Path) -> np.ndarray:
         raise _fail(path, f"cannot read file ({exc.strerror or exc})") from exc
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
+        kind = _unsupported_kind(path)
+        if kind:
+            raise _fail(path, f"{kind} is not supported; use {', '.join(READABLE)}")
         raise _fail(path, "not a readable image (corrupt or truncated?)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _unsupported_kind(path: Path) -> str | None:
+    """The format name of a valid image cv2 cannot decode (GIF, ICO, ...), or None if it is not such an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):  # nothing PIL knows either
+        return None
+    return kind if kind and kind not in _PIL_READABLE else None
+
+
 def write_image(path: Path, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image; the format follows the suffix."""
+    """Write an RGB uint8 image; the format follows the suffix.
+
+    PoolError if the suffix is no image type; OSError if writing fails (callers name their target, not temps).
+    """
     try:
         ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     except cv2.error:
         ok = False
     if not ok:
         raise PoolError(f"{path}: cannot write an image of this type (use .png or .jpg)")
-    try:
-        buf.tofile(str(path))
-    except OSError as exc:
-        raise PoolError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with open(path, "wb") as fh:  # unlike ndarray.tofile, a full disk raises ENOSPC, not a byte count
+        fh.write(buf.tobytes())
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
@@ -344,10 +367,10 @@ class PoolWriter:
                 write_image(tmp / PORTRAIT_FILE, self.portrait)
                 yield self
                 self._write_manifest()
+                if self.before_publish is not None:
+                    self.before_publish(tmp)
             except OSError as exc:  # e.g. the disk filled up mid-build
-                raise PoolError(f"{self.out}: cannot write the pool ({exc.strerror or exc})") from None
-            if self.before_publish is not None:
-                self.before_publish(tmp)
+                raise PoolError(f"{self.out}: cannot write the pool ({os_error_text(exc)})") from None
 
     def add(self, row: int, col: int, patch: np.ndarray) -> None:
         """Store the patch image for one grid cell."""

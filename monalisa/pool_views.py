@@ -9,11 +9,14 @@ import cv2
 import numpy as np
 
 from monalisa.atomic import staged_dir, write_file
-from monalisa.errors import PoolError
+from monalisa.errors import PoolError, UsageError
 from monalisa.pool import Pool, Rect, write_image
 
 SHEET_COLUMNS = 11
 TILE_WIDTH = 240
+SWEEP_WIDTH = (16, 4096)       # px, the range --width may take
+FRAME_MS = (20, 10_000)        # ms per sweep frame
+SWEEP_MAX_BYTES = 1 << 30      # all sweep frames are held in memory at once
 
 
 def frame_name(index: int) -> str:
@@ -86,8 +89,22 @@ def sweep_frames(pool: Pool, width: int = 360, full: bool = False) -> list[np.nd
     """The middle row's columns left to right and back again, as a ping-pong animation."""
     row = pool.neutral_cell()[0]
     rect = Rect(0, 0, pool.manifest.width, pool.manifest.height) if full else view_rect(pool)
+    _check_sweep_size(pool, rect, width)
     frames = [_crop(pool, row, col, rect, width) for col in range(pool.cols)]
     return frames + frames[-2:0:-1]
+
+
+def _check_sweep_size(pool: Pool, rect: Rect, width: int) -> None:
+    """UsageError unless ``width`` is in SWEEP_WIDTH and the whole sweep fits in SWEEP_MAX_BYTES of memory."""
+    low, high = SWEEP_WIDTH
+    if isinstance(width, bool) or not isinstance(width, int) or not low <= width <= high:
+        raise UsageError(f"--width must be from {low} to {high} px, got {width}")
+    frame_bytes = width * max(1, round(rect.height * width / rect.width)) * 3
+    count = max(1, 2 * pool.cols - 2)
+    if frame_bytes * count > SWEEP_MAX_BYTES:
+        widest = int(width * (SWEEP_MAX_BYTES / (frame_bytes * count)) ** 0.5)
+        raise UsageError(f"--width {width} would need {frame_bytes * count >> 20} MB of memory for the "
+                         f"{count}-frame sweep; use --width {max(low, widest)} or less")
 
 
 def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool = False,
@@ -96,9 +113,11 @@ def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool =
     out = Path(out)
     if out.suffix.lower() not in (".gif", ".mp4"):
         raise PoolError(f"{out}: the sweep is written as .gif or .mp4, not {out.suffix or 'a file without suffix'}")
+    if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) or not FRAME_MS[0] <= frame_ms <= FRAME_MS[1]:
+        raise UsageError(f"the frame time must be from {FRAME_MS[0]} to {FRAME_MS[1]} ms, got {frame_ms}")
     frames = sweep_frames(pool, width, full)
     if out.suffix.lower() == ".mp4":
-        write_file(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms), PoolError)
+        write_file(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms, out), PoolError)
     else:
         from PIL import Image
 
@@ -108,11 +127,12 @@ def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool =
     return out
 
 
-def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: float, out: Path) -> None:
+    """Encode ``frames`` as mp4v into ``path`` (a temp file); errors name ``out``, the user's file."""
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise PoolError(f"{path}: cannot write MP4 here (no mp4v encoder); use .gif")
+        raise PoolError(f"{out}: cannot write MP4 here (no mp4v encoder); use .gif")
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()

@@ -11,7 +11,7 @@ import numpy as np
 
 from monalisa.config import Config
 from monalisa.errors import UsageError
-from monalisa.pool import PoolWriter, Rect, load_pool, sha256_file, write_image
+from monalisa.pool import PoolWriter, Rect, load_pool, nearest_index, sha256_file, write_image
 from monalisa.pool_views import contact_sheet
 from precompute.engine import Engine, grid_angles
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 SHEET_FILE = "sheet.png"
 ENGINES = ("warp", "fomm")
+DEFAULT_FACES = "all"  # also the CLI's default; any other --faces value was given on purpose
 LIMITS = {  # flag: (min, max)
     "yaw_steps": (1, 181),
     "pitch_steps": (1, 61),
@@ -38,7 +39,7 @@ class PrecomputeOptions:
     pitch_steps: int = 1
     max_yaw: float = 30.0
     max_pitch: float = 15.0
-    faces: str = "all"
+    faces: str = DEFAULT_FACES
     eyes: list[tuple[float, ...]] = field(default_factory=list)
     checkpoint: Path | None = None
     driving: Path | None = None
@@ -57,6 +58,12 @@ class PrecomputeOptions:
         for eye in self.eyes:
             if len(eye) not in (4, 5):
                 raise UsageError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
+        if self.engine == "fomm" and (self.eyes or self.faces != DEFAULT_FACES):
+            raise UsageError(f"--engine fomm always animates the largest detected face; "
+                             f"{'--eyes' if self.eyes else '--faces'} works only with --engine warp")
+        if self.eyes and self.faces != DEFAULT_FACES:
+            raise UsageError("--faces picks among detected faces and cannot be used with --eyes "
+                             "(give one --eyes per face instead)")
         if self.engine == "fomm" and (self.checkpoint is None or self.driving is None):
             raise UsageError("--engine fomm needs --checkpoint FILE and --driving VIDEO")
 
@@ -67,6 +74,17 @@ class PrecomputeOptions:
     @property
     def pitches(self) -> list[float]:
         return sorted(grid_angles(self.pitch_steps, self.max_pitch), reverse=True)
+
+    def warn_if_no_centre(self) -> None:
+        """Log which frame the idle kiosk will rest on when an even step count leaves no straight-ahead one."""
+        even = [f"--{name}-steps {steps}" for name, steps in (("yaw", self.yaw_steps), ("pitch", self.pitch_steps))
+                if steps % 2 == 0]
+        if even:
+            yaw = self.yaws[nearest_index(self.yaws, 0.0)]
+            pitch = self.pitches[nearest_index(self.pitches, 0.0)]
+            log.warning("%s %s no frame looking straight ahead; the idle frame will be the one at yaw %+g, "
+                        "pitch %+g degrees (use an odd count to get a centre frame)", " and ".join(even),
+                        "leaves" if len(even) == 1 else "leave", yaw, pitch)
 
 
 @dataclass
@@ -113,6 +131,7 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
     from precompute.portrait import load_portrait
 
     options.validate()
+    options.warn_if_no_centre()
     start = time.perf_counter()
     image = load_portrait(options.portrait)
     engine = make_engine(image, options, config)

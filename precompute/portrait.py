@@ -288,7 +288,21 @@ def faces_from_eye_points(image: np.ndarray,
     if not points:
         raise PrecomputeError("eye points must be LX,LY,RX,RY[,R], got nothing")
     faces = [_face_from_eye_points(image, face_points) for face_points in points]
+    _check_no_overlap(faces)
     return sorted(faces, key=lambda f: f.center[0])
+
+
+def _check_no_overlap(faces: list[FaceGeometry]) -> None:
+    """PrecomputeError naming the first two eye point sets (1-based, as given) whose eye openings overlap,
+    as the same eyes given twice would be warped twice."""
+    for i, first in enumerate(faces):
+        for j in range(i + 1, len(faces)):
+            for a in first.eyes:
+                for b in faces[j].eyes:
+                    if np.hypot(a.center[0] - b.center[0], a.center[1] - b.center[1]) < (a.width + b.width) / 2:
+                        raise PrecomputeError(
+                            f"--eyes #{i + 1} and #{j + 1} overlap (eyes at ({a.center[0]:g}, {a.center[1]:g}) "
+                            f"and ({b.center[0]:g}, {b.center[1]:g})); give each face's eyes once")
 
 
 def _face_from_eye_points(image: np.ndarray, points: Sequence[float]) -> FaceGeometry:

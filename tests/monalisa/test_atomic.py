@@ -249,3 +249,44 @@ def test_pool_writer_turns_a_full_disk_into_one_line_and_leaves_nothing(tmp_path
         with PoolWriter(tmp_path / "pool", portrait, "0" * 64, Rect(2, 3, 6, 4), [0.0], [0.0], "t", {}) as writer:
             writer.add(0, 0, np.zeros((4, 6, 3), np.uint8))
     assert names(tmp_path) == []
+
+
+def dead_pid():
+    """The PID of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temps_of_dead_processes_are_cleared_at_once(tmp_path):
+    host = atomic._host_tag()
+    dead = tmp_path / f".out.tmp-{dead_pid()}-{host}-0123abcd"
+    (dead / "frames").mkdir(parents=True)  # fresh, so only the dead PID makes it stale
+    dead_aside = tmp_path / f".out.old-{dead_pid()}-{host}-x_1y2z3"
+    dead_aside.mkdir()
+    alive = tmp_path / f".out.tmp-{os.getpid()}-{host}-0123abcd"  # a concurrent write in a live process
+    alive.mkdir()
+    elsewhere = tmp_path / f".out.tmp-{dead_pid()}-00000000-0123abcd"  # another host's PID: age decides
+    elsewhere.mkdir()
+    with staged_dir(tmp_path / "out") as tmp:
+        assert tmp.name.startswith(f".out.tmp-{os.getpid()}-{host}-")
+    assert names(tmp_path) == sorted([alive.name, elsewhere.name, "out"])
+
+
+def test_a_file_in_the_way_is_named(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PoolError, match=r"afile/sub/deeper: cannot write here \(.*afile is a file, not a directory\)$"):
+        with staged_dir(tmp_path / "afile" / "sub" / "deeper", PoolError):
+            pass
+
+
+def test_errors_inside_a_staged_dir_name_the_target_not_the_temp(tmp_path):
+    with pytest.raises(PoolError) as caught:
+        with staged_dir(tmp_path / "out", PoolError) as tmp:
+            (tmp / "x").write_text("x")
+            raise OSError("3398394 requested and 3145728 written")
+    assert str(caught.value) == f"{tmp_path / 'out'}: cannot write here (the data was only partly written; disk full?)"
+    assert names(tmp_path) == []

@@ -21,7 +21,7 @@ def cell_patch(row, col):
     """A patch whose colour encodes its cell, so mix-ups show."""
     patch = np.zeros((PATCH.height, PATCH.width, 3), np.uint8)
     patch[..., 0] = 10 * row
-    patch[..., 1] = 5 * col
+    patch[..., 1] = (5 * col) % 256
     patch[..., 2] = 200
     return patch
 
@@ -233,3 +233,43 @@ def test_temp_dirs_of_killed_builds_are_cleared_by_the_next_write(tmp_path):
     fresh.mkdir()
     write_pool(tmp_path / "pool")
     assert not stale.exists() and fresh.exists() and busy.exists()
+
+
+@pytest.mark.parametrize("problem, reason", [
+    (OSError(28, "No space left on device"), "No space left on device"),
+    (OSError("3398394 requested and 3145728 written"), "the data was only partly written; disk full?"),
+])
+def test_a_failed_write_names_the_pool_not_its_temp(tmp_path, monkeypatch, problem, reason):
+    import builtins
+
+    from monalisa import pool as pool_module
+
+    def full_disk(path, *args, **kwargs):
+        if "frames" in str(path):
+            raise problem
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(pool_module, "open", full_disk, raising=False)
+    with pytest.raises(PoolError) as caught:
+        write_pool(tmp_path / "p")
+    assert str(caught.value) == f"{tmp_path / 'p'}: cannot write the pool ({reason})"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ties_go_to_the_cell_nearest_the_middle():
+    from monalisa.pool import nearest_index
+
+    assert nearest_index([-30.0, -10.0, 10.0, 30.0], 0.0) == 1  # both centre cells tie: the lower one
+    assert nearest_index([-30.0, 30.0], 0.0) == 0
+    assert nearest_index([-20.0, -10.0, 0.0, 10.0], -15.0) == 1  # tie between 0 and 1: 1 is nearer the middle
+    assert nearest_index([10.0, 0.0, -10.0], -4.0) == 1
+
+
+def test_a_valid_image_of_an_unsupported_type_says_so(tmp_path):
+    from PIL import Image
+
+    from monalisa.pool import read_image
+
+    Image.fromarray(portrait_image()).save(tmp_path / "p.gif")
+    with pytest.raises(PoolError, match=r"p\.gif: GIF is not supported; use PNG, JPEG"):
+        read_image(tmp_path / "p.gif")

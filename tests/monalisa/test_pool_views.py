@@ -56,3 +56,36 @@ def test_sweep_goes_there_and_back(pool, tmp_path):
     out = write_gif(pool, tmp_path / "sweep.gif", width=40)
     with Image.open(out) as gif:
         assert gif.n_frames == 4
+
+
+@pytest.mark.parametrize("width", [0, 15, 4097, 100_000])
+def test_sweep_width_out_of_range_is_a_usage_error(pool, tmp_path, width):
+    from monalisa.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"--width must be from 16 to 4096 px, got {width}$"):
+        write_gif(pool, tmp_path / "s.gif", width=width)
+    with pytest.raises(UsageError, match="frame time must be from 20"):
+        write_gif(pool, tmp_path / "s.gif", frame_ms=0)
+    assert list(tmp_path.iterdir()) == [tmp_path / "pool"]
+
+
+def test_a_sweep_too_big_for_memory_is_refused(tmp_path):
+    from monalisa.errors import UsageError
+
+    wide = load_pool(write_pool(tmp_path / "wide", rows=1, cols=181))
+    with pytest.raises(UsageError, match=r"--width 4096 would need \d+ MB .*; use --width \d+ or less"):
+        sweep_frames(wide, width=4096, full=True)
+
+
+def test_write_failures_name_the_users_output(pool, tmp_path, monkeypatch):
+    from monalisa import pool as pool_module
+
+    def full_disk(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pool_module, "open", full_disk, raising=False)
+    for action, out in ((export_frames, tmp_path / "frames"), (write_sheet, tmp_path / "sheet.png")):
+        with pytest.raises(PoolError) as caught:
+            action(pool, out)
+        assert str(caught.value) == f"{out}: cannot write here (No space left on device)"
+    assert list(tmp_path.iterdir()) == [tmp_path / "pool"]

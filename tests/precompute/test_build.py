@@ -99,3 +99,41 @@ def test_eye_points_without_detection(tmp_path):
     left, right = pool.frame(0, 0), pool.frame(0, 4)
     dark_x = lambda img: np.nonzero(img[170:190, 70:150, 0] < 100)[1].mean()  # noqa: E731
     assert dark_x(left) < dark_x(right)
+
+
+def drawing_with_eyes(tmp_path):
+    """A drawing FaceMesh cannot read, with eyes at (110, 180) and (190, 180)."""
+    path = tmp_path / "drawing.png"
+    canvas = np.full((400, 300, 3), 230, np.uint8)
+    for x in (110, 190):
+        cv2.ellipse(canvas, (x, 180), (28, 14), 0, 0, 360, (250, 250, 250), -1)
+        cv2.circle(canvas, (x, 180), 10, (60, 40, 20), -1)
+    cv2.imwrite(str(path), canvas)
+    return path
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--engine", "fomm", "--eyes", "110,180,190,180,10"], "--eyes works only with --engine warp"),
+    (["--engine", "fomm", "--faces", "2"], "--faces works only with --engine warp"),
+    (["--eyes", "110,180,190,180,10", "--faces", "largest"], "--faces picks among detected faces"),
+    (["--eyes", "110,180,190,180,10", "--eyes", "112,181,190,180,10"], "--eyes #1 and #2 overlap"),
+])
+def test_face_flags_that_cannot_work_together(tmp_path, capsys, flags, message):
+    checkpoint = ["--checkpoint", str(GRACE), "--driving", str(GRACE)] if "fomm" in flags else []
+    code = main(["precompute", str(drawing_with_eyes(tmp_path)), "--out", str(tmp_path / "p"), *flags, *checkpoint])
+    assert message in error_line(capsys, code)
+    assert not (tmp_path / "p").exists()
+
+
+def test_even_steps_warn_which_frame_is_idle(tmp_path, caplog):
+    out = tmp_path / "p"
+    assert main(["precompute", str(drawing_with_eyes(tmp_path)), "--out", str(out), "--eyes", "110,180,190,180,10",
+                 "--yaw-steps", "4", "--no-sheet"]) == 0
+    assert "idle frame will be the one at yaw -10, pitch +0 degrees" in caplog.text
+    assert load_pool(out).neutral_cell() == (0, 1)
+
+
+def test_out_below_a_file_says_so(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    line = error_line(capsys, main(["precompute", str(GRACE), "--out", str(tmp_path / "afile" / "sub")]))
+    assert line.endswith(f"({tmp_path / 'afile'} is a file, not a directory)")

@@ -153,3 +153,19 @@ def test_parse_eye_points():
     for bad in ("1,2,3", "a,b,c,d", "1,2,3,4,5,6"):
         with pytest.raises(PrecomputeError, match="LX,LY,RX,RY"):
             parse_eye_points(bad)
+
+
+def test_a_gif_portrait_says_gif_is_not_supported(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "portrait.gif")
+    with pytest.raises(PrecomputeError, match=r"portrait\.gif: GIF is not supported; use PNG, JPEG, WebP, TIFF"):
+        load_portrait(tmp_path / "portrait.gif")
+
+
+def test_the_same_eyes_given_twice_are_refused():
+    image = np.zeros((400, 300, 3), np.uint8)
+    separate = faces_from_eye_points(image, [(40, 100, 80, 100), (200, 100, 260, 100)])
+    assert len(separate) == 2
+    with pytest.raises(PrecomputeError, match=r"--eyes #1 and #3 overlap"):
+        faces_from_eye_points(image, [(40, 100, 80, 100), (200, 100, 260, 100), (45, 102, 85, 100)])
