@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,9 +32,23 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv_floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = (math.nan,)
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def _finite_float(text: str) -> float:
+    """An argparse type: a float that is not nan or inf (they pass every range check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return value
 
 
 def _positive(kind: type, what: str):
@@ -43,7 +58,7 @@ def _positive(kind: type, what: str):
             value = kind(text)
         except ValueError:
             value = 0
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return parse
@@ -106,12 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="warp: warp the painting itself, no weights (default); fomm: the original method")
     pre.add_argument("--yaw-steps", type=int, default=33, metavar="N", help="columns, left to right (default 33)")
     pre.add_argument("--pitch-steps", type=int, default=1, metavar="N", help="rows, top to bottom (default 1)")
-    pre.add_argument("--max-yaw", type=float, default=30.0, metavar="DEG", help="degrees to each side (default 30)")
-    pre.add_argument("--max-pitch", type=float, default=15.0, metavar="DEG", help="degrees up and down (default 15)")
+    pre.add_argument("--max-yaw", type=_finite_float, default=30.0, metavar="DEG", help="degrees to each side (default 30)")
+    pre.add_argument("--max-pitch", type=_finite_float, default=15.0, metavar="DEG", help="degrees up and down (default 15)")
     pre.add_argument("--faces", default="all", help="all (default), largest, or the N largest")
     pre.add_argument("--eyes", type=_csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
-                     help="eye centres in pixels (and iris radius) when no face is found; repeat per face")
-    pre.add_argument("--head-follow", type=float, metavar="F", help="fraction of the turn the head follows ([warp] head_follow)")
+                     help="eye centres in pixels (and iris radius), one set per face, repeated for each face; "
+                     "they replace FaceMesh detection for the whole portrait (not only when no face is "
+                     "found) and cannot be combined with --faces")
+    pre.add_argument("--head-follow", type=_finite_float, metavar="F", help="fraction of the turn the head follows ([warp] head_follow)")
     pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
     pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
     pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime ([fomm] runtime)")
@@ -141,13 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--pitch-steps", type=_positive_int, default=1, metavar="N", help="rows the dot sweeps (default 1)")
     record.add_argument("--camera", help="camera index, /dev/video path or video file ([camera] source)")
 
-    _command(sub, "doctor", "check the installation, cameras, displays and pool",
-             "Check everything the kiosk needs; a table of pass/fail with the fix for each failure.", [common])
+    doctor = _command(sub, "doctor", "check the installation, cameras, displays and pool",
+                      "Check everything the kiosk needs; a table of pass/fail with the fix for each failure. "
+                      "The pool row checks the pool `run` would show with the same --config/--pool, and "
+                      "the installed service's own --config/--pool when they differ.", [common])
+    doctor.add_argument("--pool", metavar="DIR", help="check this pool (as `run --pool DIR` would show)")
     service = _command(sub, "install-service", "install the systemd user unit",
                        "Write ~/.config/systemd/user/monalisa.service and enable it.", [common])
     service.add_argument("--pool", metavar="DIR", help="pool directory for the service to show")
     service.add_argument("--dry-run", action="store_true", help="print the unit instead of installing it")
-    service.add_argument("--no-enable", action="store_true", help="write the unit but do not enable it")
+    service.add_argument("--no-enable", action="store_true",
+                         help="write the unit only (no systemctl) and print the commands that enable it")
 
     config = _command(sub, "config", "configuration", "Configuration commands.")
     config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser, metavar="ACTION")
@@ -176,6 +197,12 @@ def config_path(args: argparse.Namespace) -> Path | None:
     return default if default.is_file() else None
 
 
+# The flag that sets each overridden key, so that its errors name the flag the user typed.
+FLAGS = {"camera.source": "--camera", "camera.pace": "--no-pace", "camera.loop": "--loop",
+         "render.fullscreen": "--fullscreen", "render.display": "--display", "render.debug": "--debug",
+         "gaze.mapping": "--mapping", "warp.head_follow": "--head-follow", "fomm.runtime": "--runtime"}
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Config values given as flags (None means not given)."""
     get = lambda name: getattr(args, name, None)  # noqa: E731
@@ -199,10 +226,21 @@ def cmd_run(args, config) -> int:
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
+    if args.trace is not None:
+        _check_writable("--trace", args.trace)  # before the window opens, not mid-run
     pool = load_pool(resolve_pool_path(args.pool, config.pool.path, progress=sys.stderr.isatty()))
     options = KioskOptions(pool=pool, headless=args.headless, max_seconds=args.max_seconds,
                            max_frames=args.max_frames, trace=args.trace)
     return run_kiosk(config, options)
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Fail early, as one line naming ``flag``, if ``path`` cannot be opened for writing."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot write {path} ({exc.strerror or exc})") from None
 
 
 def cmd_bench(args, config) -> int:
@@ -280,7 +318,7 @@ def cmd_doctor(args, config) -> int:
     """Check the installation; the exit code says whether the kiosk can work."""
     from monalisa.doctor import run_doctor
 
-    return run_doctor(config, config_path(args))
+    return run_doctor(config, config_path(args), pool=args.pool)
 
 
 def cmd_install_service(args, config) -> int:
@@ -313,7 +351,7 @@ def _load_config(args: argparse.Namespace):
     from monalisa.errors import ConfigError
 
     try:
-        return load_config(config_path(args), _overrides(args))
+        return load_config(config_path(args), _overrides(args), FLAGS)
     except ConfigError:
         if args.command != "doctor":
             raise
@@ -350,11 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _interrupt_on_termination()
     try:
         args = build_parser().parse_args(argv)
-        from monalisa.logs import setup_logging
+        from monalisa.logs import setup_logging_or_stderr
 
         config = _load_config(args)
-        setup_logging(config.log, verbose=getattr(args, "verbose", False))
+        # an unwritable [log] file must not stop the kiosk (a black screen) nor the doctor (it reports it)
+        setup_logging_or_stderr(config.log, verbose=getattr(args, "verbose", False),
+                                warn=args.command != "doctor")
         return COMMANDS[args.command](args, config)
+    except BrokenPipeError:  # `monalisa config show | head -1`: the reader left; exit quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit does not fail again
+        return 141  # 128 + SIGPIPE, as the shell reports a killed writer
     except MonalisaError as exc:
         print(f"monalisa: error: {exc}", file=sys.stderr)
         return exc.exit_code

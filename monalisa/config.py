@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -18,13 +19,18 @@ from typing import Any
 from monalisa.errors import ConfigError
 
 
+RELATIVE_HELP = "; a relative path in a config file is taken from the file's folder"
+
+
 def _key(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-         max: float | None = None, pattern: tuple[str, str] | None = None) -> Any:
+         max: float | None = None, pattern: tuple[str, str] | None = None, path: bool = False) -> Any:
     """Declare a config key with its allowed values; ``help`` is shown by `config show`.
 
-    ``pattern`` is (regular expression the whole string must match, what to call it in errors).
+    ``pattern`` is (regular expression the whole string must match, what to call it in errors);
+    ``path`` marks a file or directory, resolved against the config file's folder when relative.
     """
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "pattern": pattern}
+    meta = {"help": help + (RELATIVE_HELP if path else ""), "choices": choices, "min": min, "max": max,
+            "pattern": pattern, "path": path}
     return field(default=default, metadata=meta)
 
 
@@ -32,7 +38,8 @@ def _key(default: Any, help: str, *, choices: tuple | None = None, min: float | 
 class CameraConfig:
     """Where frames come from and how the camera is driven."""
 
-    source: str = _key("0", "camera index (0), device path (/dev/video2, /dev/v4l/by-id/...) or video file")
+    source: str = _key("0", "camera index (0), device path (/dev/video2, /dev/v4l/by-id/...) or video file",
+                       path=True)
     width: int = _key(640, "requested capture width in pixels", min=160, max=3840)
     height: int = _key(480, "requested capture height in pixels", min=120, max=2160)
     fps: int = _key(30, "requested capture rate", min=1, max=240)
@@ -103,7 +110,8 @@ class RenderConfig:
 class PoolConfig:
     """Which pool the kiosk shows."""
 
-    path: str = _key("", "pool directory; empty: the built-in portrait's pool (built on first use)")
+    path: str = _key("", "pool directory; empty: the built-in portrait's pool (built on first use)",
+                     path=True)
 
 
 @dataclass
@@ -111,7 +119,7 @@ class LogConfig:
     """Logging and health reporting."""
 
     level: str = _key("info", "log level", choices=("debug", "info", "warning", "error"))
-    file: str = _key("", "also log to this file, rotated (empty: stderr only)")
+    file: str = _key("", "also log to this file, rotated (empty: stderr only)", path=True)
     max_bytes: int = _key(5_000_000, "rotate the log file at this size", min=10_000, max=10**10)
     backups: int = _key(3, "rotated log files kept", min=0, max=100)
     health_interval_s: float = _key(60.0, "seconds between health lines (fps, latency, memory)", min=1, max=86400)
@@ -177,6 +185,7 @@ def check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
     elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        ok = ok and math.isfinite(value)  # nan passes every < and > check
     else:
         ok = isinstance(value, str)
     meta = f.metadata
@@ -193,26 +202,59 @@ def check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
-def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    """Build a validated Config from a nested dict (as parsed from TOML)."""
+def config_from_dict(data: dict[str, Any], origin: str = "config", base: Path | None = None) -> Config:
+    """Build a validated Config from a nested dict (as parsed from TOML).
+
+    ``base``: the config file's folder; relative path keys are resolved against it (not the cwd).
+    """
     config = Config()
-    sections = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)}
     for section, values in data.items():
-        if section not in sections:
-            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(sections)}")
         if not isinstance(values, dict):
-            raise ConfigError(f"{origin}: [{section}] must be a table of keys")
-        part = sections[section]
-        fields = {f.name: f for f in dataclasses.fields(part)}
+            raise ConfigError(_outside_section(origin, section, _sections(config)))
         for key, value in values.items():
-            if key not in fields:
-                raise ConfigError(f"{origin}: unknown key [{section}] {key}; known: {', '.join(fields)}")
-            try:
-                setattr(part, key, check_value(section, fields[key], value))
-            except ConfigError as exc:
-                raise ConfigError(str(exc).replace("config:", f"{origin}:", 1)) from None
+            _set(config, section, key, value, origin, base)
     _check_relations(config, origin)
     return config
+
+
+def _sections(config: Config) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)}
+
+
+def _set(config: Config, section: str, key: str, value: Any, origin: str, base: Path | None = None) -> None:
+    """Validate ``[section] key = value`` and store it; errors start with ``origin`` (file or flag)."""
+    sections = _sections(config)
+    if section not in sections:
+        raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(sections)}")
+    fields = {f.name: f for f in dataclasses.fields(sections[section])}
+    if key not in fields:
+        raise ConfigError(f"{origin}: unknown key [{section}] {key}; known: {', '.join(fields)}")
+    try:
+        value = check_value(section, fields[key], value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("config:", f"{origin}:", 1)) from None
+    if base is not None and fields[key].metadata.get("path"):
+        value = _from_folder(base, value, index_ok=(section, key) == ("camera", "source"))
+    setattr(sections[section], key, value)
+
+
+def _outside_section(origin: str, name: str, sections: dict[str, Any]) -> str:
+    """The message for a top-level ``name = value``: which [section] it belongs in."""
+    known = ", ".join(f"[{s}]" for s in sections)
+    if name in sections:
+        return (f"{origin}: '{name}' must be a [section] table, not a value; "
+                f"put its keys under [{name}] (sections: {known})")
+    owners = [s for s, part in sections.items() if name in {f.name for f in dataclasses.fields(part)}]
+    hint = f"did you mean [{owners[0]}] {name}?" if owners else f"put it under one of {known}"
+    return f"{origin}: '{name}' is not inside a [section]; {hint}"
+
+
+def _from_folder(base: Path, value: str, index_ok: bool = False) -> str:
+    """``value`` (after ``~`` expansion) made absolute against ``base`` if relative; empty stays empty."""
+    value = _expand_home(value)
+    if not value or (index_ok and value.strip().isdigit()) or Path(value).is_absolute():
+        return value
+    return str(base / value)
 
 
 def _check_relations(config: Config, origin: str) -> None:
@@ -229,13 +271,20 @@ def _expand_home(path: str) -> str:
     return str(Path(path).expanduser()) if path.startswith("~") else path
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Read ``path`` (if given), then apply CLI ``overrides`` ({section: {key: value}}), validating all."""
+def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+                flags: dict[str, str] | None = None) -> Config:
+    """Read ``path`` (if given), then apply CLI ``overrides`` ({section: {key: value}}), validating all.
+
+    Relative paths in the file are taken from its folder; override paths stay as given (the cwd's).
+    ``flags`` maps "section.key" to the flag that set it, so its errors name the flag.
+    """
     data: dict[str, Any] = {}
     origin = "config"
+    base = None
     if path is not None:
         path = Path(path)
         origin = str(path)
+        base = path.expanduser().absolute().parent
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -244,9 +293,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, A
             raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    config = config_from_dict(data, origin, base)
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
-    return config_from_dict(data, origin)
+        for key, value in values.items():
+            if value is None:
+                continue
+            _set(config, section, key, value, (flags or {}).get(f"{section}.{key}", "config"))
+    _check_relations(config, origin)
+    return config
 
 
 def to_toml(config: Config) -> str:

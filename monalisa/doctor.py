@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -281,34 +282,97 @@ def check_display(config: RenderConfig) -> list[Row]:
     return [Row("display", OK, f"driver {driver}: {count} display(s): {listed}; using {config.display}")]
 
 
-def check_pool(config: PoolConfig) -> list[Row]:
-    """The configured pool (or the cached built-in one) loads and validates."""
+def pool_choice(config: PoolConfig, explicit: str | None = None) -> tuple[Path, str]:
+    """The pool `run` would show and why: (--pool, else [pool] path, else the built-in one, unbuilt)."""
     from monalisa.builtin import builtin_pool_path
+
+    if explicit:
+        return Path(explicit).expanduser().absolute(), "--pool"
+    if config.path:
+        return Path(config.path).expanduser().absolute(), "[pool] path"
+    return builtin_pool_path(build=False), "built-in"
+
+
+def check_pool(config: PoolConfig, explicit: str | None = None, name: str = "pool") -> list[Row]:
+    """The pool the kiosk would show (--pool, [pool] path, or the cached built-in one) loads and validates."""
     from monalisa.pool import MANIFEST, load_pool
 
-    if config.path:
-        path, name = Path(config.path).expanduser(), "pool"
-        fix = f"rebuild it (monalisa precompute PORTRAIT --out {path}) or fix [pool] path"
-    else:
-        path, name = builtin_pool_path(build=False), "pool (built-in)"
+    path, source = pool_choice(config, explicit)
+    if source == "built-in":
+        name = f"{name} (built-in)"
         if not (path / MANIFEST).is_file():
             return [Row(name, WARN, f"not built yet (will be at {path})",
                         "the first `monalisa run` builds it; to build it now: monalisa run --headless --max-seconds 1")]
         fix = f"delete {path}; the next `monalisa run` rebuilds it"
+    else:
+        fix = f"rebuild it (monalisa precompute PORTRAIT --out {path}) or fix {source}"
     try:
         pool = load_pool(path)
     except MonalisaError as exc:
         return [Row(name, FAIL, str(exc), fix)]
     m = pool.manifest
-    return [Row(name, OK, f"{path}: {m.rows}x{m.cols} grid, {m.width}x{m.height} portrait, "
+    return [Row(name, OK, f"{path} ({source}): {m.rows}x{m.cols} grid, {m.width}x{m.height} portrait, "
                           f"patch {m.patch.width}x{m.patch.height}, engine {m.engine}")]
+
+
+def unit_exec_start() -> list[str] | None:
+    """The installed unit's ExecStart as arguments (systemd's %% and $$ undone), or None if not installed."""
+    from monalisa.service import unit_path
+
+    path = unit_path()
+    if not path.is_file():
+        return None
+    line = next((line.split("=", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("ExecStart=")), "")
+    return [arg.replace("%%", "%").replace("$$", "$") for arg in shlex.split(line)]
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value after ``flag`` (or in ``flag=value``) in ``args``, else None."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def check_service_pool(checked: Path) -> list[Row]:
+    """The pool the installed service shows (its ExecStart --pool/--config), if not the one checked above."""
+    from monalisa.config import load_config
+
+    args = unit_exec_start()
+    if not args:
+        return []
+    name = "pool (service)"
+    pool_arg, config_arg = _flag_value(args, "--pool"), _flag_value(args, "--config")
+    config = PoolConfig()
+    if config_arg and not pool_arg:
+        try:
+            config = load_config(config_arg).pool
+        except MonalisaError as exc:
+            return [Row(name, FAIL, f"the service's --config {config_arg}: {exc}",
+                        "fix that config file, then systemctl --user restart monalisa")]
+    elif not pool_arg:
+        return []  # the service reads the same default config as this doctor run
+    path, _ = pool_choice(config, pool_arg)
+    if path == checked:
+        return []
+    return [Row(r.check, r.status, f"{r.detail} (from the installed unit's ExecStart)", r.fix)
+            for r in check_pool(config, pool_arg, name)]
 
 
 def _writable_dir(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if we may create files in it, else None."""
     for parent in [path, *path.parents]:
         if parent.exists():
-            return parent if os.access(parent, os.W_OK | os.X_OK) else None
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return None
+            try:  # a real probe: root passes os.access even on /proc or a read-only mount
+                with tempfile.NamedTemporaryFile(dir=parent, prefix=".monalisa-doctor-"):
+                    return parent
+            except OSError:
+                return None
     return None
 
 
@@ -334,12 +398,11 @@ def check_service() -> list[Row]:
     from monalisa.service import LOGS_COMMAND, unit_path
 
     path = unit_path()
-    if not path.is_file():
+    args = unit_exec_start()
+    if args is None:
         return [Row("service", WARN, "systemd user unit not installed",
                     "for a gallery: monalisa install-service (see docs/operations.md)")]
-    exec_start = next((line.split("=", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()
-                       if line.startswith("ExecStart=")), "")
-    program = shlex.split(exec_start)[0] if exec_start.strip() else ""
+    program = args[0] if args else ""
     if not program or not os.access(program, os.X_OK):
         return [Row("service", FAIL, f"{path}: ExecStart program {program or '(none)'} does not exist",
                     "re-run monalisa install-service from the venv the kiosk should use")]
@@ -391,8 +454,11 @@ def check_blanking() -> list[Row]:
 
 # ----------------------------------------------------------------------------- running
 
-def collect(config: Config, config_path: Path | None) -> list[Row]:
-    """Run every check; an unexpected error in one becomes a FAIL row, the others still run."""
+def collect(config: Config, config_path: Path | None, pool: str | None = None) -> list[Row]:
+    """Run every check; an unexpected error in one becomes a FAIL row, the others still run.
+
+    ``pool`` is the doctor's --pool: the pool row checks what `run` with the same flags would show.
+    """
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep pygame's banner out of the table
     checks: list[tuple[str, Callable[[], list[Row]]]] = [
         ("config", lambda: check_config(config_path)),
@@ -402,7 +468,8 @@ def collect(config: Config, config_path: Path | None) -> list[Row]:
         ("BlazeFace", lambda: check_detector(config.detector)),
         ("cameras", lambda: check_cameras(config.camera)),
         ("display", lambda: check_display(config.render)),
-        ("pool", lambda: check_pool(config.pool)),
+        ("pool", lambda: check_pool(config.pool, pool)),
+        ("pool (service)", lambda: check_service_pool(pool_choice(config.pool, pool)[0])),
         ("log file", lambda: check_log_file(config.log)),
         ("service", check_service),
         ("screen blanking", check_blanking),
@@ -429,9 +496,9 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run_doctor(config: Config, config_path: Path | None) -> int:
+def run_doctor(config: Config, config_path: Path | None, pool: str | None = None) -> int:
     """Print the table and a verdict; 1 if anything the kiosk needs FAILed, else 0."""
-    rows = collect(config, config_path)
+    rows = collect(config, config_path, pool)
     print(format_table(rows))
     failed = [r for r in rows if r.status == FAIL]
     warned = [r for r in rows if r.status == WARN]

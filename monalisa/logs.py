@@ -8,6 +8,7 @@ for machines without a journal or for copying to a USB stick.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import logging.handlers
 import os
@@ -47,6 +48,22 @@ def setup_logging(config: LogConfig, verbose: bool = False) -> None:
         logging.getLogger(chatty).setLevel(max(level, logging.INFO))
     logging.captureWarnings(True)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # imported by mediapipe; chatty at INFO
+
+
+def setup_logging_or_stderr(config: LogConfig, verbose: bool = False, warn: bool = True) -> str | None:
+    """Like setup_logging, but an unusable [log] file falls back to stderr only (a kiosk must start).
+
+    Returns the problem (None if the file works); ``warn`` also logs it as one warning line.
+    """
+    try:
+        setup_logging(config, verbose)
+        return None
+    except ConfigError as exc:
+        setup_logging(dataclasses.replace(config, file=""), verbose)
+        problem = f"{exc}; logging to stderr only"
+        if warn:
+            logging.getLogger("monalisa").warning("%s", problem)
+        return problem
 
 
 def writes_to_journal(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:

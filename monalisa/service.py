@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 UNIT_NAME = "monalisa.service"
 LOGS_COMMAND = "journalctl --user -u monalisa -f"
 SEND_TIMEOUT_S = 0.5
+SYSTEMCTL_HINT = ("the usual cause is no user session bus (`sudo -u`, `su`, or ssh while the kiosk user "
+                  "has no login session): run it as the kiosk user in its own session, or use "
+                  "--no-enable and run the printed commands there")
 
 
 class SystemdNotifier:
@@ -182,17 +185,19 @@ def install_service(config_path: Path | None, pool: str | None, enable: bool = T
         load_pool(Path(shown).expanduser())  # a bad pool would only crash-loop the service
     text = render_unit(config_path, pool)
     target = unit_path()
-    commands = [["systemctl", "--user", "daemon-reload"]]
-    if enable:
-        commands.append(["systemctl", "--user", "enable", "--now", "monalisa"])
+    commands = [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", "monalisa"]]
     if dry_run:
         print(f"# would write {target}:\n{text}")
         for command in commands:
-            print("# would run: " + shlex.join(command))
+            print(("# would run: " if enable else "# to run yourself later: ") + shlex.join(command))
         print(f"# logs: {LOGS_COMMAND}")
         return 0
     write_file(target, text, mode=0o644)  # MonalisaError naming the target if it fails
     print(f"wrote {target}")
+    if not enable:  # the unit only: the user runs systemctl later, in a session that has a user bus
+        print("to enable and start it: " + " && ".join(shlex.join(c) for c in commands))
+        print(f"logs: {LOGS_COMMAND}")
+        return 0
     if shutil.which("systemctl") is None:
         raise MonalisaError("systemctl not found: this system does not run systemd; start "
                             "'monalisa run --fullscreen' from the session's autostart instead")
@@ -202,9 +207,8 @@ def install_service(config_path: Path | None, pool: str | None, enable: bool = T
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise MonalisaError(f"{shlex.join(command)} failed: "
-                                f"{detail[-1] if detail else 'exit code ' + str(result.returncode)}")
-    if not enable:
-        print("enable it with: systemctl --user enable --now monalisa")
+                                f"{detail[-1] if detail else 'exit code ' + str(result.returncode)}"
+                                f" (the unit is written; {SYSTEMCTL_HINT})")
     print("status: systemctl --user status monalisa")
     print(f"logs:   {LOGS_COMMAND}")
     return 0

@@ -99,7 +99,7 @@ def test_doctor_reports_a_bad_config_instead_of_refusing(tmp_path, capsys, monke
     cfg = tmp_path / "c.toml"
     cfg.write_text("[camera]\nfps = 'fast'\n")
     seen = {}
-    monkeypatch.setattr(doctor, "run_doctor", lambda config, path: seen.update(path=path) or 1)
+    monkeypatch.setattr(doctor, "run_doctor", lambda config, path, pool=None: seen.update(path=path) or 1)
     assert main(["doctor", "--config", str(cfg)]) == 1
     assert seen["path"] == cfg
 
@@ -138,3 +138,97 @@ def test_termination_signals_interrupt_like_ctrl_c():
     finally:
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGHUP, before[1])
+
+
+def unwritable_log_config(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[log]\nfile = "{blocker}/k.log"\n')
+    return cfg
+
+
+def test_unwritable_log_file_does_not_stop_config_show(tmp_path, capsys):
+    cfg = unwritable_log_config(tmp_path)
+    assert main(["config", "show", "--config", str(cfg)]) == 0
+    captured = capsys.readouterr()
+    assert "[log]" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "[log] file: cannot write" in warnings[0] and "stderr only" in warnings[0]
+
+
+def test_unwritable_log_file_is_a_doctor_fail_row_not_a_refusal(tmp_path, capsys, monkeypatch):
+    from monalisa import doctor
+
+    cfg = unwritable_log_config(tmp_path)
+    seen = {}
+    monkeypatch.setattr(doctor, "run_doctor", lambda config, path, pool=None: seen.update(
+        rows=doctor.check_log_file(config.log)) or 1)
+    assert main(["doctor", "--config", str(cfg)]) == 1
+    (row,) = seen["rows"]
+    assert row.status == doctor.FAIL and "k.log" in row.detail and "[log] file" in row.fix
+    assert capsys.readouterr().err == ""  # the row says it; no extra warning
+
+
+def test_unwritable_log_file_still_starts_the_kiosk(tmp_path, capsys, monkeypatch):
+    from monalisa import cli
+
+    cfg = unwritable_log_config(tmp_path)
+    monkeypatch.setitem(cli.COMMANDS, "run", lambda args, config: 0)
+    assert main(["run", "--headless", "--config", str(cfg)]) == 0
+    assert "[log] file: cannot write" in capsys.readouterr().err
+
+
+def test_flag_errors_name_the_flag(capsys):
+    line = one_error_line(capsys, main(["precompute", "x.jpg", "--out", "o", "--head-follow", "2"]), 2)
+    assert "--head-follow: [warp] head_follow must be a number from 0 to 1" in line
+
+
+@pytest.mark.parametrize("flag, value", [("--head-follow", "nan"), ("--max-yaw", "inf"),
+                                         ("--max-pitch", "nan"), ("--eyes", "1,2,nan,4")])
+def test_non_finite_float_flags_are_usage_errors(capsys, flag, value):
+    line = one_error_line(capsys, main(["precompute", "x.jpg", "--out", "o", flag, value]), 2)
+    assert flag in line and repr(value) in line
+
+
+def test_non_finite_seconds_are_refused(capsys):
+    line = one_error_line(capsys, main(["run", "--headless", "--max-seconds", "inf"]), 2)
+    assert "--max-seconds" in line
+
+
+def test_unwritable_trace_is_one_line_naming_the_flag(tmp_path, capsys):
+    trace = tmp_path / "nonexist" / "t.jsonl"
+    line = one_error_line(capsys, main(["run", "--headless", "--trace", str(trace)]), 2)
+    assert f"--trace: cannot write {trace}" in line and "Errno" not in line
+
+
+def test_broken_pipe_exits_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MONALISA_CONFIG"} | {"XDG_CONFIG_HOME": str(tmp_path)}
+    script = "import sys; from monalisa.cli import main; sys.exit(main(['config', 'show']))"
+    proc = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first line, like `| head -0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_eyes_help_says_they_replace_detection():
+    from monalisa.cli import build_parser
+
+    pre = build_parser()._subparsers._group_actions[0].choices["precompute"]
+    text = " ".join(pre.format_help().split())
+    assert "replace FaceMesh detection for the whole portrait" in text and "--faces" in text
+
+
+def test_doctor_pool_flag_reaches_the_doctor(tmp_path, monkeypatch):
+    from monalisa import doctor
+
+    seen = {}
+    monkeypatch.setattr(doctor, "run_doctor", lambda config, path, pool=None: seen.update(pool=pool) or 0)
+    assert main(["doctor", "--pool", str(tmp_path / "p")]) == 0
+    assert seen["pool"] == str(tmp_path / "p")

@@ -124,7 +124,81 @@ def test_unknown_section_is_named_with_the_known_ones(tmp_path):
 
 
 def test_a_section_must_be_a_table(tmp_path):
-    assert "[camera] must be a table" in str(error_of(tmp_path, "camera = 5\n"))
+    message = str(error_of(tmp_path, "camera = 5\n"))
+    assert "'camera' must be a [section] table" in message and "[detector]" in message
+
+
+def test_a_key_outside_any_section_names_its_section(tmp_path):
+    assert "'source' is not inside a [section]; did you mean [camera] source?" in str(
+        error_of(tmp_path, 'source = "1"\n'))
+    assert "[gaze]" in str(error_of(tmp_path, 'nonsense = 1\n'))  # lists the sections
+
+
+def test_a_key_outside_any_section_is_one_line_with_cli_overrides(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("camera = 3\n")  # used to crash merging the CLI's [camera] overrides
+    with pytest.raises(ConfigError, match="'camera' must be a \\[section\\] table"):
+        load_config(path, {"camera": {"source": None, "loop": None}})
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("section, key", [("viewer", "min_cutoff"), ("gaze", "eye_distance_mm"),
+                                          ("warp", "head_follow")])
+def test_non_finite_numbers_are_rejected(tmp_path, text, section, key):
+    message = str(error_of(tmp_path, f"[{section}]\n{key} = {text}\n"))
+    assert f"[{section}] {key} must be a number from" in message
+
+
+def test_every_float_key_rejects_nan():
+    from monalisa.config import check_value
+
+    for section, f in all_keys():
+        if kind(f) == "float":
+            with pytest.raises(ConfigError, match=rf"\[{section}\] {f.name}"):
+                check_value(section, f, float("nan"))
+
+
+def test_relative_paths_in_a_file_are_taken_from_its_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "kiosk"
+    folder.mkdir()
+    (folder / "config.toml").write_text('[pool]\npath = "pools/mona"\n[log]\nfile = "logs/k.log"\n'
+                                        '[camera]\nsource = "clips/walk.mp4"\n')
+    monkeypatch.chdir(tmp_path)  # elsewhere, like systemd's cwd /
+    config = load_config(Path("kiosk/config.toml"))
+    assert config.pool.path == str(folder / "pools" / "mona")
+    assert config.log.file == str(folder / "logs" / "k.log")
+    assert config.camera.source == str(folder / "clips" / "walk.mp4")
+
+
+def test_paths_that_stay_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "config.toml"
+    path.write_text('[pool]\npath = "~/pools/a"\n[log]\nfile = ""\n[camera]\nsource = "2"\n')
+    config = load_config(path)
+    assert config.pool.path == str(tmp_path / "home" / "pools" / "a")  # ~ expanded, not joined
+    assert config.log.file == "" and config.camera.source == "2"  # empty and camera indices untouched
+    path.write_text('[camera]\nsource = "/dev/v4l/by-id/cam"\n')
+    assert load_config(path).camera.source == "/dev/v4l/by-id/cam"
+
+
+def test_cli_override_paths_stay_relative_to_the_cwd(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[camera]\nsource = "a.mp4"\n')
+    assert load_config(path, {"camera": {"source": "b.mp4"}}).camera.source == "b.mp4"
+
+
+def test_override_errors_name_the_flag(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=r"^--head-follow: \[warp\] head_follow must be a number from 0 to 1"):
+        load_config(path, {"warp": {"head_follow": 2.0}}, {"warp.head_follow": "--head-follow"})
+
+
+def test_path_keys_say_how_relative_paths_are_read():
+    from monalisa.config import RELATIVE_HELP
+
+    for section, f in all_keys():
+        assert (RELATIVE_HELP in f.metadata["help"]) == f.metadata["path"], f"[{section}] {f.name}"
 
 
 def test_bad_toml_is_one_line(tmp_path):
@@ -192,7 +266,7 @@ def test_every_key_round_trips_through_to_toml(tmp_path):
 
 def test_strings_with_quotes_and_backslashes_round_trip(tmp_path):
     config = Config()
-    config.camera.source = 'C:\\videos\\"gallery" test.mp4'
+    config.camera.source = '/srv/C:\\videos\\"gallery" test.mp4'
     assert load_text(tmp_path, to_toml(config)) == config
 
 

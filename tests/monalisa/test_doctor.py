@@ -207,3 +207,51 @@ def test_manifest_json_garbage_fails(env, quick):
     config.pool.path = str(pool)
     (row,) = rows_named(doctor.collect(config, None), "pool")
     assert row.status == FAIL and "missing 'portrait'" in row.detail
+
+
+def test_pool_row_checks_the_doctors_own_pool_flag(env, quick):
+    pool = make_pool(env / "given")
+    (row,) = rows_named(doctor.collect(Config(), None, pool=str(pool)), "pool")
+    assert row.status == OK and str(pool) in row.detail and "(--pool)" in row.detail
+    (row,) = rows_named(doctor.collect(Config(), None, pool=str(env / "missing")), "pool")
+    assert row.status == FAIL and "fix --pool" in row.fix
+
+
+def test_pool_row_also_checks_the_installed_services_pool(env, quick):
+    from monalisa.service import render_unit
+
+    unit = env / "home" / ".config" / "systemd" / "user" / "monalisa.service"
+    unit.parent.mkdir(parents=True)
+    good = make_pool(env / "good")
+    config = Config()
+    config.pool.path = str(good)
+    unit.write_text(render_unit(None, str(env / "gone 100%"), program=[sys.executable], display=":0"))
+    rows = doctor.collect(config, None)
+    assert rows_named(rows, "pool")[0].status == OK
+    (service_row,) = rows_named(rows, "pool (service)")
+    assert service_row.status == FAIL and str(env / "gone 100%") in service_row.detail
+    assert "installed unit's ExecStart" in service_row.detail
+    unit.write_text(render_unit(None, str(good), program=[sys.executable], display=":0"))
+    assert not rows_named(doctor.collect(config, None), "pool (service)")  # same pool: one row
+
+
+def test_service_config_names_the_pool_it_shows(env, quick):
+    from monalisa.service import render_unit
+
+    unit = env / "home" / ".config" / "systemd" / "user" / "monalisa.service"
+    unit.parent.mkdir(parents=True)
+    kiosk = env / "kiosk"
+    make_pool(kiosk / "pools" / "mona")
+    (kiosk / "config.toml").write_text('[pool]\npath = "pools/mona"\n')  # relative to the file
+    unit.write_text(render_unit(kiosk / "config.toml", None, program=[sys.executable], display=":0"))
+    (row,) = rows_named(doctor.collect(Config(), None), "pool (service)")
+    assert row.status == OK and str(kiosk / "pools" / "mona") in row.detail
+    (kiosk / "config.toml").write_text("[pool]\npath = 5\n")
+    (row,) = rows_named(doctor.collect(Config(), None), "pool (service)")
+    assert row.status == FAIL and "[pool] path" in row.detail
+
+
+def test_log_file_under_proc_fails_even_for_root():
+    config = Config().log
+    config.file = "/proc/monalisa-nope/kiosk.log"  # os.access says yes for root, mkdir says no
+    assert doctor.check_log_file(config)[0].status == FAIL

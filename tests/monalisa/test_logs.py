@@ -105,3 +105,18 @@ def test_journal_lines_carry_their_priority_and_no_time(tmp_path):
         assert not writes_to_journal(stream, {})
     record = logging.LogRecord("monalisa.camera", logging.WARNING, __file__, 1, "camera lost\nretrying", (), None)
     assert JournalFormatter(JOURNAL_FORMAT).format(record) == "<4>WARNING monalisa.camera: camera lost\n<4>retrying"
+
+
+def test_an_unusable_log_file_falls_back_to_stderr_with_one_warning(tmp_path, capsys):
+    from monalisa.logs import setup_logging_or_stderr
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    problem = setup_logging_or_stderr(LogConfig(file=str(blocker / "k.log")))
+    assert "[log] file: cannot write" in problem and "stderr only" in problem
+    assert [type(h) for h in ours()] == [logging.StreamHandler]
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and "WARNING" in err[0] and "[log] file" in err[0]
+    assert setup_logging_or_stderr(LogConfig(file=str(blocker / "k.log")), warn=False) is not None
+    assert capsys.readouterr().err == ""
+    assert setup_logging_or_stderr(LogConfig(file=str(tmp_path / "ok.log"))) is None

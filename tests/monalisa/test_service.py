@@ -234,12 +234,26 @@ def test_install_runs_daemon_reload_and_enable(home, monkeypatch, capsys):
     assert "journalctl --user -u monalisa -f" in capsys.readouterr().out
 
 
-def test_systemctl_failure_is_one_clear_error(home, monkeypatch):
+def test_systemctl_failure_is_one_clear_error_with_the_usual_cause(home, monkeypatch):
     monkeypatch.setattr(service.shutil, "which", lambda name: "/usr/bin/systemctl")
     monkeypatch.setattr(service.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
         cmd, 1, "", "Failed to connect to bus: No medium found\n"))
-    with pytest.raises(MonalisaError, match="daemon-reload failed: Failed to connect to bus"):
-        install_service(None, None, enable=False)
+    with pytest.raises(MonalisaError, match="daemon-reload failed: Failed to connect to bus") as info:
+        install_service(None, None)
+    assert "no user session bus" in str(info.value) and "sudo -u" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_no_enable_writes_the_unit_only_and_prints_the_commands(home, monkeypatch, capsys):
+    def no_systemctl(cmd, **kw):
+        raise AssertionError(f"--no-enable ran {cmd}")
+
+    monkeypatch.setattr(service.subprocess, "run", no_systemctl)
+    monkeypatch.setattr(service.shutil, "which", lambda name: None)  # works even without systemd
+    assert install_service(None, None, enable=False) == 0
+    assert (home / ".config" / "systemd" / "user" / "monalisa.service").is_file()
+    out = capsys.readouterr().out
+    assert "systemctl --user daemon-reload && systemctl --user enable --now monalisa" in out
 
 
 def test_percent_and_dollar_are_escaped_for_systemd():
