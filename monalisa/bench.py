@@ -24,11 +24,14 @@ import numpy as np
 
 from monalisa.app import STAGES, FrameRecord, open_kiosk
 from monalisa.config import Config
+from monalisa.errors import MonalisaError, UsageError
 from monalisa.pool import Pool
 
 log = logging.getLogger(__name__)
 
 WARMUP_FRAMES = 5          # the first frames pay for model and cache warm-up; left out of the stats
+MIN_MEASURED_FRAMES = 5    # fewer frames after the warm-up make no percentiles worth printing
+MIN_FRAMES = WARMUP_FRAMES + MIN_MEASURED_FRAMES
 DEFAULT_VIDEO_SECONDS = 10.0
 
 
@@ -95,6 +98,7 @@ class BenchResult:
     stage_ms: dict[str, np.ndarray] = field(default_factory=dict)  # after the warm-up frames
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))        # camera frame numbers
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))     # (row, column) shown
+    warmup: int = WARMUP_FRAMES  # first frames left out of stage_ms
 
     @property
     def throughput(self) -> float:
@@ -138,21 +142,24 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
         wall0, cpu0 = time.monotonic(), time.process_time()
         kiosk.run(max_frames=frames)
         wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    if len(recorder.indices) < warmup + MIN_MEASURED_FRAMES:
+        raise MonalisaError(f"{video}: only {len(recorder.indices)} frame(s) processed; bench needs at least "
+                            f"{warmup + MIN_MEASURED_FRAMES} (the first {warmup} are warm-up)")
     stats = {name: np.asarray(values[warmup:], dtype=np.float64) for name, values in recorder.stage_ms.items()}
     return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
-                       cells=np.asarray(recorder.cells, int).reshape(-1, 2))
+                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), warmup=warmup)
 
 
 def format_report(result: BenchResult, title: str = "") -> str:
-    """The stage table and throughput as printed by `monalisa bench`."""
+    """The stage table and throughput as printed by `monalisa bench` ("-" for a stage without samples)."""
     lines = [title] if title else []
     lines.append(f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for stage in STAGES:
-        p50, p95, p99 = result.percentiles(stage)
-        lines.append(f"{stage:<10}{p50:>9.2f}{p95:>9.2f}{p99:>9.2f}")
+        shown = ["-" if np.isnan(ms) else f"{ms:.2f}" for ms in result.percentiles(stage)]
+        lines.append(f"{stage:<10}" + "".join(f"{text:>9}" for text in shown))
     lines.append(f"frames {result.frames} in {result.wall_s:.2f} s: {result.throughput:.1f} frames/s, "
-                 f"CPU {result.cpu_cores:.2f} cores (first {WARMUP_FRAMES} frames left out of the percentiles)")
+                 f"CPU {result.cpu_cores:.2f} cores (first {result.warmup} frames left out of the percentiles)")
     return "\n".join(lines)
 
 
@@ -181,6 +188,9 @@ def bench_pool(config: Config) -> Pool:
 
 def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None) -> int:
     """Print per-stage latency percentiles and throughput for the loop on a video (generated if none)."""
+    if frames is not None and frames < MIN_FRAMES:
+        raise UsageError(f"--frames must be at least {MIN_FRAMES} (the first {WARMUP_FRAMES} are warm-up), "
+                         f"got {frames}")
     pool = pool if pool is not None else bench_pool(config)
     with tempfile.TemporaryDirectory(prefix="monalisa-bench-") as tmp:
         if camera is None:

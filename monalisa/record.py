@@ -9,8 +9,8 @@ The camera is not mirrored, so when the user looks at the screen's right their e
 the image's left, and FOMM moves the portrait's eyes the same way: toward the screen's left.
 Hence yaw = +1 with the dot at the left edge and -1 at the right edge.
 
-Esc (or closing the window) cancels and leaves nothing behind: everything is written to hidden
-temp files that are renamed into place only when the recording completes.
+Esc (or closing the window) cancels and leaves nothing behind: both files are written atomically
+(monalisa.atomic) and renamed into place only when the recording completes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from monalisa.atomic import write_file
 from monalisa.config import Config
-from monalisa.errors import CameraError, MonalisaError
+from monalisa.errors import CameraError, MonalisaError, UsageError
 from monalisa.gazefile import GAZE_FORMAT, gaze_json_path
 from monalisa.render import require_a_screen
 
@@ -39,6 +40,7 @@ CAMERA_WAIT_S = 10.0     # no first frame within this long: give up
 STALL_S = 2.0            # no frame for this long during the sweep: give up
 MARGIN_X, MARGIN_Y = 0.06, 0.1  # the dot stays this far (fraction of the window) from the edges
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
+MAX_PITCH_STEPS = 61
 
 
 class Clock(Protocol):
@@ -113,8 +115,8 @@ class Sweep:
 class _VideoOut:
     """A video file opened on the first frame (its size is known only then)."""
 
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps = path, fps
+    def __init__(self, path: Path, fps: float, shown: Path | None = None):
+        self.path, self.fps, self.shown = path, fps, shown or path  # shown: the name used in errors
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.count = 0
@@ -125,7 +127,7 @@ class _VideoOut:
             fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
-                raise MonalisaError(f"{self.path}: cannot write a video here (codec or permission)")
+                raise MonalisaError(f"{self.shown}: cannot write a video here (codec or permission)")
         if (rgb.shape[1], rgb.shape[0]) != self.size:  # the camera was reopened at another size
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -223,44 +225,57 @@ def record_gaze(out: Path, pitch_steps: int, config: Config, source=None, clock:
     """
     out = Path(out)
     if out.suffix.lower() not in FOURCC:
-        raise MonalisaError(f"--out must end in {' or '.join(FOURCC)}, got {out.name!r}")
-    if not 1 <= pitch_steps <= 61:
-        raise MonalisaError(f"--pitch-steps must be from 1 to 61, got {pitch_steps}")
+        raise UsageError(f"--out must end in {' or '.join(FOURCC)}, got {out.name!r}")
+    if not 1 <= pitch_steps <= MAX_PITCH_STEPS:
+        raise UsageError(f"--pitch-steps must be from 1 to {MAX_PITCH_STEPS}, got {pitch_steps}")
     if source is None:
         from monalisa.camera import open_source
 
         source = open_source(config.camera)
     clock = clock or SystemClock()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f".{out.stem}.recording-{os.getpid()}"
-    temp_video, temp_json = out.with_name(tag + out.suffix), out.with_name(tag + ".json")
     fps = float(getattr(source, "fps", config.camera.fps))
-    video = _VideoOut(temp_video, fps)
+    json_path = gaze_json_path(out)
     window = None
-    try:
-        window = _Window(config)
-        source.start()
-        samples = _run(window, source, clock, video, Sweep(pitch_steps, config.fomm.record_sweep_s),
-                       1.0 / config.render.max_fps)
-        video.close()
+    saved: list[dict] = []
+
+    def record_video(temp_video: Path, temp_json: Path) -> None:
+        """Record into the temp video, then write the temp JSON; _Cancelled when the user cancels."""
+        video = _VideoOut(temp_video, fps, shown=out)
+        try:
+            samples = _run(window, source, clock, video, Sweep(pitch_steps, config.fomm.record_sweep_s),
+                           1.0 / config.render.max_fps)
+        finally:
+            video.close()
         if samples is None:
-            log.warning("recording cancelled; nothing saved")
-            return 1
+            raise _Cancelled
         document = {"format": GAZE_FORMAT, "video": out.name, "fps": fps,
                     "width": video.size[0], "height": video.size[1], "pitch_steps": pitch_steps,
                     "sweep_s": config.fomm.record_sweep_s, "frames": samples}
-        temp_json.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        os.replace(temp_video, out)
-        os.replace(temp_json, gaze_json_path(out))
-        log.info("saved %s (%d frames) and %s", out, len(samples), gaze_json_path(out).name)
-        return 0
+        with open(temp_json, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(document, indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())  # both files are complete on disk before either is renamed into place
+        saved.extend(samples)
+
+    try:
+        window = _Window(config)
+        source.start()
+        # Nested atomic writes: the video and its JSON are both finished in hidden temp dirs, then the
+        # video is renamed into place and the JSON right after it; a cancel or failure leaves neither.
+        write_file(json_path, lambda temp_json: write_file(out, lambda temp_video: record_video(temp_video, temp_json)))
+    except _Cancelled:
+        log.warning("recording cancelled; nothing saved")
+        return 1
     finally:
-        video.close()
         source.close()
         if window is not None:
             window.close()
-        temp_video.unlink(missing_ok=True)
-        temp_json.unlink(missing_ok=True)
+    log.info("saved %s (%d frames) and %s", out, len(saved), json_path.name)
+    return 0
+
+
+class _Cancelled(Exception):
+    """The user cancelled the recording (Esc or closed the window): nothing is saved."""
 
 
 def _run(window: _Window, source, clock: Clock, video: _VideoOut, sweep: Sweep,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,11 +24,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from monalisa.errors import CameraError, MonalisaError
+from monalisa.atomic import write_file
+from monalisa.errors import CameraError, MonalisaError, UsageError
 
 PATH_KINDS = ("walk", "still", "walk_then_still")
 CODECS = {".avi": "MJPG", ".mp4": "mp4v"}  # MJPG in AVI reads back frame-exact with OpenCV
 NOISE_FRAMES = 8  # sensor noise is drawn for this many frames and cycled
+MIN_SIDE = 80     # smaller frames have no room for the background's shapes
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class GroundTruth:
     frames: list[list[TrueFace]]
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self)), encoding="utf-8")
+        write_file(path, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: str | Path) -> "GroundTruth":
@@ -94,9 +97,9 @@ def truth_path(video_path: str | Path) -> Path:
 
 def shipped_portraits() -> dict[str, np.ndarray]:
     """Portraits inside installed packages, as RGB: Grace Hopper, plus the astronaut when scikit-image is installed."""
-    import matplotlib
+    from monalisa.builtin import builtin_portrait_path
 
-    hopper_file = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    hopper_file = builtin_portrait_path()
     hopper = cv2.imread(str(hopper_file))
     if hopper is None:
         raise MonalisaError(f"synthetic: cannot read {hopper_file}")
@@ -261,6 +264,9 @@ def render_video(path: str | Path, seconds: float, actors: list[Actor], fps: flo
     codec = CODECS.get(path.suffix.lower())
     if codec is None:
         raise CameraError(f"synthetic video must end in {' or '.join(CODECS)}: {path}")
+    if min(size) < MIN_SIDE:
+        raise MonalisaError(f"synthetic video {path}: {size[0]}x{size[1]} is too small, "
+                            f"each side must be >= {MIN_SIDE}")
     if heads is None:
         heads = load_heads() if actors else {}
     missing = sorted({actor.head for actor in actors} - set(heads))
@@ -270,24 +276,28 @@ def render_video(path: str | Path, seconds: float, actors: list[Actor], fps: flo
     rng = np.random.default_rng(seed)
     backdrop = background(size, rng)
     grain = [rng.normal(0, noise, (size[1], size[0], 3)).astype(np.int16) for _ in range(NOISE_FRAMES)] if noise > 0 else []
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-    if not writer.isOpened():
-        raise CameraError(f"cannot write video {path} with codec {codec}")
     truth = GroundTruth(fps, size[0], size[1], [])
-    try:
-        for index in range(int(round(seconds * fps))):
-            frame = backdrop.copy()
-            faces = []
-            for actor in actors:
-                matrix = place(heads[actor.head], actor.path(index / fps), size)
-                paste(frame, heads[actor.head], matrix)
-                faces.append(true_face(heads[actor.head], matrix, size))
-            if grain:
-                frame = np.clip(frame.astype(np.int16) + grain[index % len(grain)], 0, 255).astype(np.uint8)
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            truth.frames.append(sorted(faces, key=lambda face: face.eye_distance_px, reverse=True))
-    finally:
-        writer.release()
+
+    def write_video(temporary: Path) -> None:
+        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*codec), fps, size)
+        if not writer.isOpened():
+            raise CameraError(f"cannot write video {path} with codec {codec}")
+        try:
+            for index in range(int(round(seconds * fps))):
+                frame = backdrop.copy()
+                faces = []
+                for actor in actors:
+                    matrix = place(heads[actor.head], actor.path(index / fps), size)
+                    paste(frame, heads[actor.head], matrix)
+                    faces.append(true_face(heads[actor.head], matrix, size))
+                if grain:
+                    frame = np.clip(frame.astype(np.int16) + grain[index % len(grain)], 0, 255).astype(np.uint8)
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                truth.frames.append(sorted(faces, key=lambda face: face.eye_distance_px, reverse=True))
+        finally:
+            writer.release()
+
+    write_file(path, write_video, CameraError)
     truth.save(truth_path(path))
     return truth
 
@@ -320,23 +330,56 @@ def empty_video(path: str | Path, seconds: float = 3.0, fps: float = 30, size: t
     return render_video(path, seconds, [], fps, size, seed, noise, heads={})
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are UsageErrors (one line, exit 2) instead of a usage dump and SystemExit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """--size WIDTHxHEIGHT, both whole numbers >= MIN_SIDE."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() and int(part) >= MIN_SIDE for part in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, each >= {MIN_SIDE} (e.g. 640x480), "
+                                         f"got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write a generated video and its ground truth."""
-    parser = argparse.ArgumentParser(prog="python -m monalisa.synthetic", description=main.__doc__)
+    parser = _Parser(prog="python -m monalisa.synthetic", description=main.__doc__, allow_abbrev=False)
     parser.add_argument("output", help="video to write (.avi: MJPG, .mp4: mp4v)")
     parser.add_argument("--kind", default="walk", choices=(*PATH_KINDS, "two_faces", "empty"))
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    parser.add_argument("--seconds", type=_positive_float, default=5.0)
+    parser.add_argument("--fps", type=_positive_float, default=30.0)
+    parser.add_argument("--size", type=_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
-    if args.kind == "two_faces":
-        truth = two_face_video(args.output, args.seconds, args.fps, size, args.seed)
-    elif args.kind == "empty":
-        truth = empty_video(args.output, args.seconds, args.fps, size, args.seed)
-    else:
-        truth = walking_video(args.output, args.seconds, args.fps, size, args.kind, seed=args.seed)
+    try:
+        args = parser.parse_args(argv)
+        if Path(args.output).suffix.lower() not in CODECS:
+            raise UsageError(f"the output must end in {' or '.join(CODECS)}, got {args.output!r}")
+        if round(args.seconds * args.fps) < 1:
+            raise UsageError(f"--seconds {args.seconds:g} at --fps {args.fps:g} is less than one frame")
+        if args.kind == "two_faces":
+            truth = two_face_video(args.output, args.seconds, args.fps, args.size, args.seed)
+        elif args.kind == "empty":
+            truth = empty_video(args.output, args.seconds, args.fps, args.size, args.seed)
+        else:
+            truth = walking_video(args.output, args.seconds, args.fps, args.size, args.kind, seed=args.seed)
+    except MonalisaError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"wrote {args.output} ({len(truth.frames)} frames) and {truth_path(args.output)}")
     return 0
 

@@ -7,17 +7,25 @@ Torch is imported only inside the functions that need it.
 """
 
 import dataclasses
-import os
 import pickle
 import re
-import tempfile
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from monalisa.atomic import write_file
 from precompute.fomm.errors import FommError, import_torch
 
 NETWORKS = ("kp_detector", "generator")
 BATCH_COUNTER_SUFFIX = "num_batches_tracked"
+# What torch.load raises for a damaged or foreign file (found by loading truncated, bit-flipped and
+# non-torch files with torch 2.x): the weights-only unpickler, the zip reader (RuntimeError, OSError)
+# and the legacy format (EOFError, struct.error, bogus sizes: MemoryError). ValueError covers UnicodeDecodeError.
+CORRUPT_FILE_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError, IndexError,
+                       KeyError, AssertionError, struct.error, zipfile.BadZipFile, MemoryError)
+# A full pickle load of a damaged file can also fail while resolving (misspelt) classes or calling them.
+TRUSTED_LOAD_ERRORS = CORRUPT_FILE_ERRORS + (AttributeError, ImportError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,7 @@ def build_generator(config):
 def read_checkpoint(path, trust_pickle=False):
     """Return the (kp_detector, generator) state dicts stored in an official-layout checkpoint.
 
-    Loads with torch's safe `weights_only` unpickler. A file that needs arbitrary pickled objects
-    is refused unless `trust_pickle` is true (only for files from a source you trust).
+    Uses torch's safe `weights_only` unpickler; files needing other pickled objects load only with `trust_pickle`.
     """
     torch = import_torch()
     path = Path(path)
@@ -105,17 +112,19 @@ def read_checkpoint(path, trust_pickle=False):
     try:
         contents = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" not in str(error).lower():
-            raise FommError(f"cannot read FOMM checkpoint {path}: {_first_line(error)}") from error
+        needs = _unsafe_global(error)
+        if needs is None:  # the safe unpickler also reports plain corruption this way
+            raise _unreadable(path, error) from error
         if not trust_pickle:
             raise FommError(
-                f"{path} holds more than tensors and plain containers, so the safe loader refused it "
-                f"({_first_line(error)}); pass trust_pickle=True only if you trust its source"
+                f"{path} holds pickled Python objects ({needs}), which the safe loader refuses; if you trust "
+                f"its source, load it once in Python with torch.load(..., weights_only=False) and torch.save "
+                f"only its 'generator' and 'kp_detector' entries, then use that file "
+                f"(Python API: trust_pickle=True)"
             ) from error
         contents = _load_trusted_pickle(torch, path)
-    except Exception as error:  # torch.load fails on corrupt files in many ways (IndexError, KeyError, ...)
-        raise FommError(f"cannot read FOMM checkpoint {path}: not a PyTorch checkpoint file "
-                        f"({type(error).__name__}: {_first_line(error)})") from error
+    except CORRUPT_FILE_ERRORS as error:
+        raise _unreadable(path, error) from error
 
     if not isinstance(contents, dict) or not all(isinstance(contents.get(name), dict) for name in NETWORKS):
         found = sorted(contents)[:8] if isinstance(contents, dict) else type(contents).__name__
@@ -124,12 +133,27 @@ def read_checkpoint(path, trust_pickle=False):
     return contents["kp_detector"], contents["generator"]
 
 
+def _unsafe_global(error):
+    """What a weights-only refusal says the file needs (e.g. "GLOBAL argparse.Namespace"), or None if corrupt."""
+    match = re.search(r"GLOBAL \S+ was not an allowed global|\S+ must be \S+ to load", str(error))
+    return match.group(0) if match else None
+
+
+def _unreadable(path, error):
+    """The one-line error for a file torch.load cannot parse."""
+    # a weights-only failure wraps the real problem in advice to unpickle unsafely: show the problem alone
+    _, wrapped, inner = str(error).partition("WeightsUnpickler error:")
+    detail = next((line.strip() for line in inner.splitlines() if line.strip()), None) if wrapped else None
+    return FommError(f"cannot read FOMM checkpoint {path}: not a PyTorch checkpoint file, or damaged "
+                     f"({type(error).__name__}: {detail or _first_line(error)})")
+
+
 def _load_trusted_pickle(torch, path):
     """Full pickle load, used only when the caller vouched for the file."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # any unpickling failure means the same thing to the user
-        raise FommError(f"cannot read FOMM checkpoint {path}: {_first_line(error)}") from error
+    except TRUSTED_LOAD_ERRORS as error:
+        raise _unreadable(path, error) from error
 
 
 def _first_line(error):
@@ -317,14 +341,5 @@ def make_random_checkpoint(path, config=None, seed=0):
     randomize_(kp_detector, generator)
     randomize_(image_generator, generator)
     contents = {"kp_detector": kp_detector.state_dict(), "generator": image_generator.state_dict(), "epoch": 0}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
-        torch.save(contents, temporary)
-        os.chmod(temporary, 0o644)  # temporary files start private (0600)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    write_file(path, lambda temporary: torch.save(contents, temporary), FommError, mode=0o644)
+    return Path(path)

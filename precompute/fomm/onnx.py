@@ -2,7 +2,7 @@
 
 Exports live beside the checkpoint in `<checkpoint>.onnx-cache/<key>/`, where the key hashes the
 checkpoint's bytes, the configuration, the image size and the export format version, so a changed
-file or setting never reuses stale graphs. Files are written to a temporary name and renamed, so an
+file or setting never reuses stale graphs. Each graph is written atomically (monalisa.atomic), so an
 interrupted export never leaves a half-written model behind.
 
 Graph inputs and outputs (batch 1, float32, images in [0, 1], NCHW):
@@ -14,11 +14,11 @@ Graph inputs and outputs (batch 1, float32, images in [0, 1], NCHW):
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from monalisa.atomic import write_file
 from monalisa.pool import sha256_file
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
@@ -43,13 +43,10 @@ def cache_directory(checkpoint_path, config, image_size, cache_root=None):
 
 
 def _export_atomically(module, example_inputs, input_names, output_names, destination):
-    """torch.onnx.export into a temporary file in the destination directory, then rename it."""
+    """torch.onnx.export to `destination` atomically (monalisa.atomic), readable by all like a normal file."""
     torch = import_torch()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=destination.stem, suffix=".onnx.tmp",
-                                     delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
+
+    def export(temporary):
         with torch.no_grad(), warnings.catch_warnings():
             # The shapes are fixed per export, so the tracer's notes about shape-dependent Python
             # branches, skipped constant folds and the legacy exporter's deprecation are expected.
@@ -61,10 +58,8 @@ def _export_atomically(module, example_inputs, input_names, output_names, destin
             torch.onnx.export(module, example_inputs, str(temporary), input_names=input_names,
                               output_names=output_names, opset_version=OPSET, do_constant_folding=True,
                               dynamo=False)
-        os.chmod(temporary, READABLE_FILE_MODE)  # temporary files start private (0600)
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+    write_file(destination, export, FommError, mode=READABLE_FILE_MODE)
 
 
 def export_networks(kp_detector, generator, config, directory, image_size=256):

@@ -5,6 +5,7 @@ import pytest
 
 from monalisa.bench import BenchResult, format_report, grid_pool, measure, run_bench
 from monalisa.config import Config
+from monalisa.errors import MonalisaError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -46,4 +47,25 @@ def test_measure_processes_every_frame_of_a_file_in_order(pool, tmp_path):
 def test_report_handles_no_frames():
     empty = BenchResult(frames=0, source_frames=0, wall_s=0.0, cpu_s=0.0,
                         stage_ms={s: np.zeros(0) for s in ("capture", "detect", "select", "render", "total")})
-    assert "nan" in format_report(empty) and empty.throughput == 0.0
+    report = format_report(empty)
+    assert "nan" not in report and empty.throughput == 0.0
+    assert next(line for line in report.splitlines() if line.startswith("total")).split() == ["total", "-", "-", "-"]
+
+
+def test_too_few_frames_is_a_usage_error_naming_the_minimum(pool, capsys):
+    from monalisa.cli import main
+
+    with pytest.raises(UsageError, match=r"--frames must be at least 10 \(the first 5 are warm-up\), got 5"):
+        run_bench(Config(), None, 5, pool=pool)
+    assert main(["bench", "--frames", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--frames must be at least 10" in err
+
+
+def test_a_video_too_short_for_the_warm_up_is_one_clear_error(pool, tmp_path):
+    from monalisa.synthetic import empty_video
+
+    video = tmp_path / "short.avi"
+    empty_video(video, seconds=0.2, fps=30, size=(160, 120))  # 6 frames
+    with pytest.raises(MonalisaError, match=r"only 6 frame\(s\) processed; bench needs at least 10"):
+        measure(Config(), video, pool, pace=False)

@@ -9,7 +9,7 @@ import pytest
 from monalisa import camera as camera_module
 from monalisa.camera import Frame, VideoFileSource
 from monalisa.config import Config
-from monalisa.errors import CameraError, MonalisaError
+from monalisa.errors import CameraError, MonalisaError, UsageError
 from monalisa.gazefile import gaze_json_path
 from monalisa.record import Sweep, record_gaze
 
@@ -135,6 +135,31 @@ def test_a_silent_camera_is_an_error_and_leaves_nothing(tmp_path):
 def test_unknown_video_suffix_is_refused(tmp_path):
     with pytest.raises(MonalisaError, match=".mp4"):
         record_gaze(tmp_path / "gaze.mkv", 1, small_config(), source=FakeCamera(FakeClock()), clock=FakeClock())
+
+
+def test_pitch_steps_out_of_range_is_a_usage_error(tmp_path, capsys):
+    from monalisa.cli import main
+
+    with pytest.raises(UsageError, match="--pitch-steps must be from 1 to 61, got 99"):
+        record_gaze(tmp_path / "gaze.mp4", 99, small_config(), source=FakeCamera(FakeClock()), clock=FakeClock())
+    assert main(["record", "--out", str(tmp_path / "gaze.mp4"), "--pitch-steps", "99"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--pitch-steps" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_recording_keeps_the_previous_pair(tmp_path):
+    clock = FakeClock()
+    out = tmp_path / "gaze.mp4"
+    assert record_gaze(out, 1, small_config(), source=FakeCamera(clock), clock=clock) == 0
+    before = out.read_bytes(), gaze_json_path(out).read_bytes()
+    clock = FakeClock()
+    camera = FakeCamera(clock)
+    camera.read_latest = lambda real=camera.read_latest: real() if clock.t < 104.0 else None  # stalls mid-sweep
+    with pytest.raises(CameraError, match="stopped delivering"):
+        record_gaze(out, 1, small_config(sweep_s=3.0), source=camera, clock=clock)
+    assert (out.read_bytes(), gaze_json_path(out).read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gaze.json", "gaze.mp4"]
 
 
 @pytest.mark.parametrize("driver, message", [

@@ -117,3 +117,24 @@ def test_bench_generates_its_video_without_scikit_image(no_scikit_image, tmp_pat
     assert run_bench(Config(), None, 10, pool=pool) == 0
     out = capsys.readouterr().out
     assert "synthetic walk" in out and "frames 10 in" in out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--size", "640"], "argument --size: expected WIDTHxHEIGHT"),
+    (["--size", "64x48"], "each >= 80"),
+    (["--seconds", "0"], "argument --seconds: expected a number > 0"),
+    (["--seconds", "0.01"], "less than one frame"),
+])
+def test_command_line_bad_flags_are_one_line_usage_errors(tmp_path, capsys, flags, message):
+    assert synthetic.main([str(tmp_path / "o.avi"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert synthetic.main([str(blocker / "o.avi"), "--kind", "empty", "--seconds", "0.1", "--size", "96x80"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write here" in err
