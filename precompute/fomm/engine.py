@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from monalisa.config import FommConfig
-from monalisa.pool import Rect
+from monalisa.pool import Rect, nearest_index
 from precompute.blend import composite, sigmoid_alpha
 from precompute.driving import CROP_SIZE, Square, crop_square, find_driver, head_square, load_driving
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
@@ -118,10 +118,8 @@ class FommEngine:
         return self.rect
 
     def cell(self, yaw: float, pitch: float) -> tuple[int, int]:
-        """The grid (row, col) nearest to a direction."""
-        row = int(np.argmin([abs(p - pitch) for p in self.pitches]))
-        col = int(np.argmin([abs(y - yaw) for y in self.yaws]))
-        return row, col
+        """The grid (row, col) nearest to a direction (ties as in the pool: the middle-most)."""
+        return nearest_index(self.pitches, pitch), nearest_index(self.yaws, yaw)
 
     def head(self, frame_index: int) -> np.ndarray:
         """FOMM's 256x256 head for one driving frame (each frame is generated once)."""
