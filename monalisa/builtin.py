@@ -40,7 +40,7 @@ def resolve_pool_path(explicit: str | None, configured: str, progress: bool = Fa
 
 def builtin_pool_path(build: bool = True, progress: bool = True) -> Path:
     """The built-in pool's directory, building it on first use (unless ``build`` is false)."""
-    from monalisa.pool import sha256_file
+    from monalisa.imageio import sha256_file
 
     portrait = builtin_portrait_path()
     out = cache_dir() / f"builtin-{RECIPE}-{sha256_file(portrait)[:12]}"

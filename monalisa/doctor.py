@@ -169,7 +169,7 @@ def check_models() -> list[Row]:
 def _test_image() -> tuple[np.ndarray, bool]:
     """The built-in portrait (a real face) when available, else a generated gradient; (image, has_face)."""
     from monalisa.builtin import builtin_portrait_path
-    from monalisa.pool import read_image
+    from monalisa.imageio import read_image
 
     try:
         return read_image(builtin_portrait_path()), True

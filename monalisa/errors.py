@@ -29,3 +29,7 @@ class PrecomputeError(MonalisaError):
 
 class CameraError(MonalisaError):
     """A camera or video source cannot be opened or read."""
+
+
+class ImageError(MonalisaError):
+    """An image file cannot be read or decoded, or an image cannot be encoded in the requested type."""

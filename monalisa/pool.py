@@ -11,7 +11,6 @@ looks up. Column 0 holds the most negative yaw; row 0 the highest pitch.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from contextlib import AbstractContextManager, contextmanager
@@ -19,18 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import cv2
 import numpy as np
 
 from monalisa.atomic import os_error_text, staged_dir
-from monalisa.errors import PoolError
+from monalisa.errors import ImageError, PoolError
+from monalisa.imageio import read_image, write_image
 
 FORMAT = "monalisa-pool/1"
 MANIFEST = "manifest.json"
 PORTRAIT_FILE = "portrait.png"
 FRAMES_DIR = "frames"
-READABLE = ("PNG", "JPEG", "WebP", "TIFF", "BMP", "PPM/PGM", "JPEG 2000")  # what cv2.imdecode reads here
-_PIL_READABLE = {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "DIB", "PPM", "JPEG2000"}  # same, in PIL's names
 
 
 @dataclass(frozen=True)
@@ -159,46 +156,12 @@ def _fail(path: Path, problem: str) -> PoolError:
     return PoolError(f"{path}: {problem}")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8, raising PoolError if missing or undecodable."""
+def _read_image(path: Path) -> np.ndarray:
+    """read_image for a file of the pool: an unreadable one makes the pool malformed (PoolError)."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise _fail(path, f"cannot read file ({exc.strerror or exc})") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        kind = _unsupported_kind(path)
-        if kind:
-            raise _fail(path, f"{kind} is not supported; use {', '.join(READABLE)}")
-        raise _fail(path, "not a readable image (corrupt or truncated?)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _unsupported_kind(path: Path) -> str | None:
-    """The format name of a valid image cv2 cannot decode (GIF, ICO, ...), or None if it is not such an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            kind = image.format
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):  # nothing PIL knows either
-        return None
-    return kind if kind and kind not in _PIL_READABLE else None
-
-
-def write_image(path: Path, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image; the format follows the suffix.
-
-    PoolError if the suffix is no image type; OSError if writing fails (callers name their target, not temps).
-    """
-    try:
-        ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise PoolError(f"{path}: cannot write an image of this type (use .png or .jpg)")
-    with open(path, "wb") as fh:  # unlike ndarray.tofile, a full disk raises ENOSPC, not a byte count
-        fh.write(buf.tobytes())
+        return read_image(path)
+    except ImageError as exc:
+        raise PoolError(str(exc)) from exc
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
@@ -294,7 +257,7 @@ def load_pool(directory: str | os.PathLike) -> Pool:
     directory = Path(directory)
     manifest = read_manifest(directory)
     portrait_path = directory / manifest.portrait_file
-    portrait = read_image(portrait_path)
+    portrait = _read_image(portrait_path)
     if portrait.shape[:2] != (manifest.height, manifest.width):
         raise _fail(portrait_path, f"is {portrait.shape[1]}x{portrait.shape[0]}, manifest says "
                                    f"{manifest.width}x{manifest.height}")
@@ -304,7 +267,7 @@ def load_pool(directory: str | os.PathLike) -> Pool:
         frame_path = directory / entry.file
         if not frame_path.is_file():
             raise _fail(frame_path, f"missing frame for cell ({entry.row}, {entry.col})")
-        patch = read_image(frame_path)
+        patch = _read_image(frame_path)
         if patch.shape[:2] != want:
             raise _fail(frame_path, f"is {patch.shape[1]}x{patch.shape[0]}, the patch rectangle "
                                     f"is {want[1]}x{want[0]}")
@@ -313,14 +276,6 @@ def load_pool(directory: str | os.PathLike) -> Pool:
 
 
 # ----------------------------------------------------------------------------- writing
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 class PoolWriter:
     """Write a pool atomically: everything goes to a temp dir renamed into place on success.

@@ -10,7 +10,8 @@ import numpy as np
 
 from monalisa.atomic import staged_dir, write_file
 from monalisa.errors import PoolError, UsageError
-from monalisa.pool import Pool, Rect, write_image
+from monalisa.imageio import write_image
+from monalisa.pool import Pool, Rect
 
 SHEET_COLUMNS = 11
 TILE_WIDTH = 240

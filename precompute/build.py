@@ -11,7 +11,8 @@ import numpy as np
 
 from monalisa.config import Config
 from monalisa.errors import UsageError
-from monalisa.pool import PoolWriter, Rect, load_pool, nearest_index, sha256_file, write_image
+from monalisa.imageio import sha256_file, write_image
+from monalisa.pool import PoolWriter, Rect, load_pool, nearest_index
 from monalisa.pool_views import contact_sheet
 from precompute.engine import Engine, grid_angles
 

@@ -17,9 +17,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from monalisa.errors import PoolError, PrecomputeError
+from monalisa.errors import ImageError, PrecomputeError
 from monalisa.mp_quiet import quiet_stderr
-from monalisa.pool import read_image
+from monalisa.imageio import read_image
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def load_portrait(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8; PrecomputeError naming the file if that fails."""
     try:
         return read_image(Path(path))
-    except PoolError as exc:
+    except ImageError as exc:
         raise PrecomputeError(str(exc)) from None
 
 

@@ -97,7 +97,7 @@ class FommEngine:
     def params(self) -> dict[str, Any]:
         """Checkpoint identity, runtime, blend settings and the driving frames used."""
         if self._sha256 is None:
-            from monalisa.pool import sha256_file
+            from monalisa.imageio import sha256_file
 
             self._sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
         return {

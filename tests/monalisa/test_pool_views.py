@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from monalisa.errors import PoolError
-from monalisa.pool import load_pool, read_image
+from monalisa.imageio import read_image
+from monalisa.pool import load_pool
 from monalisa.pool_views import contact_sheet, export_frames, sweep_frames, write_gif, write_sheet
 
 from test_pool import write_pool
@@ -78,12 +79,12 @@ def test_a_sweep_too_big_for_memory_is_refused(tmp_path):
 
 
 def test_write_failures_name_the_users_output(pool, tmp_path, monkeypatch):
-    from monalisa import pool as pool_module
+    from monalisa import imageio as imageio_module  # write_image opens the files
 
     def full_disk(path, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pool_module, "open", full_disk, raising=False)
+    monkeypatch.setattr(imageio_module, "open", full_disk, raising=False)
     for action, out in ((export_frames, tmp_path / "frames"), (write_sheet, tmp_path / "sheet.png")):
         with pytest.raises(PoolError) as caught:
             action(pool, out)
