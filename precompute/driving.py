@@ -267,9 +267,10 @@ def find_driver(image: np.ndarray, session: FaceMeshSession | None = None):
 
 
 @contextlib.contextmanager
-def _pass_finder(find_face: Callable) -> Iterator[Callable]:
-    """``find_face`` ready for a pass over many frames: find_driver shares one FaceMesh, closed after."""
-    if find_face is not find_driver:
+def _pass_finder(find_face: Callable | None) -> Iterator[Callable]:
+    """The face finder for a pass over many frames: ``find_face`` as given, or (None) find_driver
+    sharing one FaceMesh for the whole pass, closed after."""
+    if find_face is not None:
         yield find_face
         return
     from precompute.portrait import FaceMeshSession
@@ -278,7 +279,7 @@ def _pass_finder(find_face: Callable) -> Iterator[Callable]:
         yield functools.partial(find_driver, session=session)
 
 
-def measure_video(path: Path, find_face: Callable = find_driver,
+def measure_video(path: Path, find_face: Callable | None = None,
                   progress: bool = True) -> tuple[list[FrameMeasure], int]:
     """FaceMesh on evenly spaced frames (at most about MAX_MEASURED); returns them and the frame count."""
     from tqdm import tqdm
@@ -313,8 +314,10 @@ def open_eyed(measures: list[FrameMeasure]) -> list[FrameMeasure]:
 
 
 def load_driving(path: str | Path, yaws: list[float], pitches: list[float],
-                 find_face: Callable = find_driver, progress: bool = True) -> DrivingVideo:
-    """Read a driving video (and its gaze.json if present) and choose a frame for every grid cell."""
+                 find_face: Callable | None = None, progress: bool = True) -> DrivingVideo:
+    """Read a driving video (and its gaze.json if present) and choose a frame for every grid cell.
+
+    ``find_face(image) -> face or None`` replaces FaceMesh (tests pass fakes)."""
     path = Path(path)
     measures, frame_count = measure_video(path, find_face, progress)
     measures = open_eyed(measures)

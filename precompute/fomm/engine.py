@@ -21,7 +21,7 @@ import numpy as np
 from monalisa.config import FommConfig
 from monalisa.pool import Rect, nearest_index
 from precompute.blend import composite, sigmoid_alpha
-from precompute.driving import CROP_SIZE, Square, crop_square, find_driver, head_square, load_driving
+from precompute.driving import CROP_SIZE, Square, crop_square, head_square, load_driving
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class FommEngine:
     name = "fomm"
 
     def __init__(self, image: np.ndarray, face, checkpoint: Path, driving: Path, config: FommConfig,
-                 yaws: list[float], pitches: list[float], *, model=None, find_face=find_driver,
+                 yaws: list[float], pitches: list[float], *, model=None, find_face=None,
                  progress: bool = True):
         self.image = image
         self.checkpoint, self.driving_path = Path(checkpoint), Path(driving)

@@ -86,12 +86,7 @@ def test_face_too_small_says_the_minimum(tmp_path, capsys):
 
 
 def test_eye_points_without_detection(tmp_path):
-    drawing = tmp_path / "drawing.png"
-    canvas = np.full((400, 300, 3), 230, np.uint8)
-    for x in (110, 190):
-        cv2.ellipse(canvas, (x, 180), (28, 14), 0, 0, 360, (250, 250, 250), -1)
-        cv2.circle(canvas, (x, 180), 10, (60, 40, 20), -1)
-    cv2.imwrite(str(drawing), canvas)
+    drawing = drawing_with_eyes(tmp_path)
     out = tmp_path / "pool"
     assert main(["precompute", str(drawing), "--out", str(out), "--eyes", "110,180,190,180,10",
                  "--yaw-steps", "5", "--no-sheet"]) == 0
