@@ -27,6 +27,18 @@ class Engine(Protocol):
         ...
 
 
+class BlinkingEngine(Engine, Protocol):
+    """An engine that can also close the lids: the pool then carries blink stages per cell."""
+
+    def blink_rect(self) -> Rect:
+        """The part of patch_rect that a blink changes."""
+        ...
+
+    def render_blink(self, yaw: float, pitch: float, closure: float) -> np.ndarray:
+        """blink_rect's RGB uint8 pixels at (yaw, pitch) with the lids closed by ``closure`` (0 open, 1 shut)."""
+        ...
+
+
 def grid_angles(steps: int, max_deg: float) -> list[float]:
     """Evenly spaced angles from -max_deg to +max_deg (just 0 for one step)."""
     if steps == 1:
