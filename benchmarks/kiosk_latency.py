@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import check  # noqa: E402  (this script's folder is on sys.path)
-from monalisa.bench import bench_pool, format_report, measure  # noqa: E402
+from monalisa.ops.bench import bench_pool, format_report, measure  # noqa: E402
 from monalisa.config import Config  # noqa: E402
-from monalisa.pool import load_pool  # noqa: E402
-from monalisa.synthetic import walking_video  # noqa: E402
+from monalisa.pool.format import load_pool  # noqa: E402
+from monalisa.testing.synthetic import walking_video  # noqa: E402
 
 
 def main() -> int:

@@ -50,8 +50,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monalisa.imageio import read_image  # noqa: E402
-from monalisa.pool import Pool, load_pool  # noqa: E402
+from monalisa.images import read_image  # noqa: E402
+from monalisa.pool.format import Pool, load_pool  # noqa: E402
 
 CORNERS = ((33, 133), (263, 362))      # FaceMesh eye corners, one pair per eye
 IRISES = (468, 473)                    # FaceMesh iris centres (refine_landmarks=True)

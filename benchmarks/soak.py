@@ -39,7 +39,7 @@ class RssSampler(threading.Thread):
         self._start = time.monotonic()
 
     def run(self) -> None:
-        from monalisa.health import rss_mb
+        from monalisa.ops.health import rss_mb
 
         while not self._stop_event.is_set():
             self.samples.append((time.monotonic() - self._start, rss_mb()))
@@ -77,7 +77,7 @@ def trace_gaps(path: Path) -> tuple[int, float, float]:
 
 def make_video(directory: Path, seconds: float) -> Path:
     """A person walking across a 640x480 frame, written once and looped by the camera source."""
-    from monalisa.synthetic import walking_video
+    from monalisa.testing.synthetic import walking_video
 
     path = directory / "soak-walk.avi"
     walking_video(path, seconds=seconds, fps=30, size=(640, 480), path_kind="walk_then_still")
@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    from monalisa.app import KioskOptions, run_kiosk
-    from monalisa.builtin import resolve_pool_path
+    from monalisa.kiosk.loop import KioskOptions, run_kiosk
+    from monalisa.pool.builtin import resolve_pool_path
     from monalisa.config import Config
-    from monalisa.logs import setup_logging
-    from monalisa.pool import load_pool
+    from monalisa.ops.logs import setup_logging
+    from monalisa.pool.format import load_pool
 
     total_s = args.minutes * 60
     warmup_s = args.warmup_s if args.warmup_s is not None else min(60.0, total_s / 3)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     config.log.health_interval_s = args.health_s
     setup_logging(config.log)
     collector = HealthCollector()
-    logging.getLogger("monalisa.health").addHandler(collector)
+    logging.getLogger("monalisa.ops.health").addHandler(collector)
 
     with tempfile.TemporaryDirectory(prefix="monalisa-soak-") as tmp:
         video = Path(args.video) if args.video else make_video(Path(tmp), 20.0)

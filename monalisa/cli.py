@@ -220,9 +220,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def cmd_run(args, config) -> int:
     """Load the pool (building the built-in one on first use) and run the kiosk loop."""
-    from monalisa.app import KioskOptions, run_kiosk
-    from monalisa.builtin import resolve_pool_path
-    from monalisa.pool import load_pool
+    from monalisa.kiosk.loop import KioskOptions, run_kiosk
+    from monalisa.pool.builtin import resolve_pool_path
+    from monalisa.pool.format import load_pool
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -245,15 +245,15 @@ def _check_writable(flag: str, path: Path) -> None:
 
 def cmd_bench(args, config) -> int:
     """Latency percentiles and throughput of the loop on a video."""
-    from monalisa.bench import run_bench
+    from monalisa.ops.bench import run_bench
 
     return run_bench(config, args.camera, args.frames)
 
 
 def cmd_preview(args, config) -> int:
     """The renderer driven by the mouse, to check a pool by eye."""
-    from monalisa.pool import load_pool
-    from monalisa.preview import run_preview
+    from monalisa.pool.format import load_pool
+    from monalisa.kiosk.preview import run_preview
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -275,19 +275,19 @@ def cmd_precompute(args, config) -> int:
 
 def cmd_pool(args, config) -> int:
     """pool info / export / sheet / gif."""
-    from monalisa import pool_views
-    from monalisa.pool import load_pool
+    from monalisa.pool import views
+    from monalisa.pool.format import load_pool
 
     pool = load_pool(args.pool)
     if args.pool_command == "info":
         print(pool_info(pool))
     elif args.pool_command == "export":
-        paths = pool_views.export_frames(pool, args.out)
+        paths = views.export_frames(pool, args.out)
         print(f"wrote {len(paths)} frames to {args.out}")
     elif args.pool_command == "sheet":
-        print(f"wrote {pool_views.write_sheet(pool, args.out)}")
+        print(f"wrote {views.write_sheet(pool, args.out)}")
     else:
-        print(f"wrote {pool_views.write_gif(pool, args.out, width=args.width, full=args.full)}")
+        print(f"wrote {views.write_gif(pool, args.out, width=args.width, full=args.full)}")
     return 0
 
 
@@ -309,21 +309,21 @@ def pool_info(pool) -> str:
 
 def cmd_record(args, config) -> int:
     """Record a gaze video for the FOMM engine."""
-    from monalisa.record import record_gaze
+    from precompute.driving.record import record_gaze
 
     return record_gaze(args.out, args.pitch_steps, config)
 
 
 def cmd_doctor(args, config) -> int:
     """Check the installation; the exit code says whether the kiosk can work."""
-    from monalisa.doctor import run_doctor
+    from monalisa.ops.doctor import run_doctor
 
     return run_doctor(config, config_path(args), pool=args.pool)
 
 
 def cmd_install_service(args, config) -> int:
     """Write and enable the systemd user unit."""
-    from monalisa.service import install_service
+    from monalisa.ops.service import install_service
 
     return install_service(config_path(args), args.pool, enable=not args.no_enable, dry_run=args.dry_run)
 
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _interrupt_on_termination()
     try:
         args = build_parser().parse_args(argv)
-        from monalisa.logs import setup_logging_or_stderr
+        from monalisa.ops.logs import setup_logging_or_stderr
 
         config = _load_config(args)
         # an unwritable [log] file must not stop the kiosk (a black screen) nor the doctor (it reports it)

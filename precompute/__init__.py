@@ -1,1 +1,1 @@
-"""The offline stage: turn a portrait into a frame pool (see monalisa.pool for the format)."""
+"""The offline stage: turn a portrait into a frame pool (see monalisa.pool.format for the format)."""

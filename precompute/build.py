@@ -11,9 +11,10 @@ import numpy as np
 
 from monalisa.config import Config
 from monalisa.errors import UsageError
-from monalisa.imageio import sha256_file, write_image
-from monalisa.pool import PoolWriter, Rect, load_pool, nearest_index
-from monalisa.pool_views import contact_sheet
+from monalisa.images import sha256_file, write_image
+from monalisa.pool.format import PoolWriter, load_pool
+from monalisa.pool.geometry import Rect, nearest_index
+from monalisa.pool.views import contact_sheet
 from precompute.engine import Engine, grid_angles
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from monalisa.pool import Rect
+from monalisa.pool.geometry import Rect
 
 
 class Engine(Protocol):

@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from monalisa.pool import Rect
+from monalisa.pool.geometry import Rect
 from precompute.portrait import EyeGeometry
 
 EYEBALL_RADIUS = 0.43      # eyeball radius in eye widths: iris offset ~ R sin(eye yaw)

@@ -19,7 +19,7 @@ import numpy as np
 
 from monalisa.errors import ImageError, PrecomputeError
 from monalisa.mp_quiet import quiet_stderr
-from monalisa.imageio import read_image
+from monalisa.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from monalisa.config import WarpConfig
 from monalisa.errors import PrecomputeError
-from monalisa.pool import Rect
+from monalisa.pool.geometry import Rect
 from precompute.eyes import EYEBALL_RADIUS, EyeWarp, bump, eye_region
 from precompute.portrait import FaceGeometry
 

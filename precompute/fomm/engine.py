@@ -1,12 +1,12 @@
 """The original method as a precompute engine: FOMM re-poses the painted head after a gaze video.
 
-For each grid cell the driving frame chosen for it (precompute.driving) animates a 256x256 crop
+For each grid cell the driving frame chosen for it (precompute.driving.video) animates a 256x256 crop
 of the portrait's head with relative keypoint motion and adapted movement scale. Motion is
 measured from the driver's centre-gaze frame (the one nearest yaw 0, pitch 0), not the first
 frame: the portrait is the neutral pose, so the centre cell reproduces the painting and a
 recording that starts at the screen's edge does not offset every cell. The generated head is
 upscaled to the head's size in the painting and blended in with a 2D sigmoid alpha
-(precompute.blend), so outside the head square nothing changes and its edge is seamless.
+(precompute.fomm.blend), so outside the head square nothing changes and its edge is seamless.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from monalisa.config import FommConfig
-from monalisa.pool import Rect, nearest_index
-from precompute.blend import composite, sigmoid_alpha
-from precompute.driving import CROP_SIZE, Square, crop_square, head_square, load_driving
+from monalisa.pool.geometry import Rect, nearest_index
+from precompute.fomm.blend import composite, sigmoid_alpha
+from precompute.driving.video import CROP_SIZE, Square, crop_square, head_square, load_driving
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class FommEngine:
     def params(self) -> dict[str, Any]:
         """Checkpoint identity, runtime, blend settings and the driving frames used."""
         if self._sha256 is None:
-            from monalisa.imageio import sha256_file
+            from monalisa.images import sha256_file
 
             self._sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
         return {

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from monalisa.atomic import write_file
-from monalisa.imageio import sha256_file
+from monalisa.images import sha256_file
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
 EXPORT_VERSION = 1

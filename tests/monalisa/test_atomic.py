@@ -210,7 +210,8 @@ def test_write_file_permissions(tmp_path, umask_022):
 # ----------------------------------------------------------------------------- callers
 
 def test_pool_writer_publishes_extra_files_with_the_pool_or_not_at_all(tmp_path):
-    from monalisa.pool import PoolWriter, Rect, load_pool
+    from monalisa.pool.format import PoolWriter, load_pool
+    from monalisa.pool.geometry import Rect
 
     portrait = np.zeros((20, 20, 3), np.uint8)
     patch = np.full((4, 6, 3), 200, np.uint8)
@@ -237,8 +238,9 @@ def test_pool_writer_publishes_extra_files_with_the_pool_or_not_at_all(tmp_path)
 
 
 def test_pool_writer_turns_a_full_disk_into_one_line_and_leaves_nothing(tmp_path, monkeypatch):
-    from monalisa import pool as pool_module
-    from monalisa.pool import PoolWriter, Rect
+    from monalisa.pool import format as pool_module
+    from monalisa.pool.format import PoolWriter
+    from monalisa.pool.geometry import Rect
 
     def full(self, *args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -9,7 +9,8 @@ import pytest
 
 from monalisa.cli import main
 from monalisa.config import Config
-from monalisa.pool import PoolWriter, Rect
+from monalisa.pool.format import PoolWriter
+from monalisa.pool.geometry import Rect
 
 # The kiosk runs headless here; tests/conftest.py sets SDL_VIDEODRIVER=dummy.
 
@@ -121,7 +122,7 @@ def test_missing_video_file_as_camera(pool, tmp_path, capsys):
 
 
 def test_camera_index_that_does_not_exist_idles_on_the_neutral_frame(pool, capsys, monkeypatch):
-    from monalisa import render
+    from monalisa.kiosk import render
 
     shown = []
     original = render.Renderer.show

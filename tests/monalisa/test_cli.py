@@ -5,7 +5,7 @@ import pytest
 from monalisa.cli import main
 from monalisa.config import load_config
 
-from test_pool import write_pool
+from monalisa.testing.pools import write_pool
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_output_mistakes_are_one_line(pool_dir, tmp_path, capsys):
 
 
 def test_doctor_reports_a_bad_config_instead_of_refusing(tmp_path, capsys, monkeypatch):
-    from monalisa import doctor
+    from monalisa.ops import doctor
 
     cfg = tmp_path / "c.toml"
     cfg.write_text("[camera]\nfps = 'fast'\n")
@@ -158,7 +158,7 @@ def test_unwritable_log_file_does_not_stop_config_show(tmp_path, capsys):
 
 
 def test_unwritable_log_file_is_a_doctor_fail_row_not_a_refusal(tmp_path, capsys, monkeypatch):
-    from monalisa import doctor
+    from monalisa.ops import doctor
 
     cfg = unwritable_log_config(tmp_path)
     seen = {}
@@ -226,7 +226,7 @@ def test_eyes_help_says_they_replace_detection():
 
 
 def test_doctor_pool_flag_reaches_the_doctor(tmp_path, monkeypatch):
-    from monalisa import doctor
+    from monalisa.ops import doctor
 
     seen = {}
     monkeypatch.setattr(doctor, "run_doctor", lambda config, path, pool=None: seen.update(pool=pool) or 0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from monalisa.cli import main
-from monalisa.pool import load_pool
+from monalisa.pool.format import load_pool
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 

@@ -150,7 +150,7 @@ def test_measured_path_follows_real_irises(tmp_path, portrait):
 
 def test_cli_builds_a_fomm_pool(tmp_path, portrait, checkpoint, capsys):
     from monalisa.cli import main
-    from monalisa.pool import load_pool
+    from monalisa.pool.format import load_pool
 
     video = write_driving(tmp_path / "gaze.mp4", portrait[0], frames=6)
     out = tmp_path / "pool"

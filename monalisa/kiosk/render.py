@@ -1,0 +1,536 @@
+"""The pygame window that shows the pool: letterboxed portrait, one patch blit per cell change.
+
+Everything is scaled once per window size: the letterboxed portrait (``base``) and, for
+every cell, the window rectangle that the cell's patch can change, cut from the scaled
+composited frame (see ``Scaler``: scaling a crop gives exactly the whole frame's pixels, so
+there is no seam). ``show(cell)`` then blits one small surface and updates only that rectangle.
+
+Drawing order inside any redrawn rectangle: base, current patch, status line, debug overlay.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from monalisa.config import RenderConfig
+from monalisa.errors import MonalisaError
+from monalisa.pool.format import Pool
+from monalisa.pool.geometry import Rect
+
+log = logging.getLogger(__name__)
+
+Cell = tuple[int, int]
+
+STATUS_BAND_RGBA = (0, 0, 0, 170)
+OVERLAY_RGBA = (0, 0, 0, 180)
+TEXT_RGB = (255, 255, 255)
+FACE_RGB = (255, 210, 0)
+VIEWER_RGB = (0, 255, 90)
+
+
+class DisplayError(MonalisaError):
+    """The window cannot be opened (no display, bad display index)."""
+
+
+OFF_SCREEN_DRIVERS = ("offscreen", "dummy")
+
+
+def require_a_screen(driver: str, hint: str = "run it in the desktop session, or `run` with --headless") -> None:
+    """Refuse to run a window nobody can see: SDL silently falls back to off-screen without X.
+
+    Asking for the dummy driver on purpose (SDL_VIDEODRIVER=dummy, as tests do) is allowed.
+    """
+    if driver in OFF_SCREEN_DRIVERS and os.environ.get("SDL_VIDEODRIVER") != driver:
+        where = os.environ.get("DISPLAY")
+        reason = f"the X display {where} is not reachable" if where else "DISPLAY is not set"
+        raise DisplayError(f"no screen to draw on: {reason} ({hint})")
+
+
+@dataclass(eq=False)
+class DebugInfo:
+    """What the debug overlay shows; built by the loop only while ``renderer.debug`` is on."""
+
+    fps: float
+    stage_ms: dict[str, float]
+    camera_image: np.ndarray | None = None   # RGB, as the camera delivered it
+    faces: list[Any] = field(default_factory=list)  # .box=(x, y, w, h), .left_eye, .right_eye, normalized
+    viewer: Any | None = None                # the followed face (same kind as ``faces``) or None
+    cell: Cell = (0, 0)
+    mapping: str = ""
+
+
+# ----------------------------------------------------------------------------- scaling
+
+def fit_rect(src_w: int, src_h: int, win_w: int, win_h: int) -> Rect:
+    """The largest rectangle with the source's aspect ratio centred in the window."""
+    scale = min(win_w / src_w, win_h / src_h)
+    w = max(1, min(win_w, round(src_w * scale)))
+    h = max(1, min(win_h, round(src_h * scale)))
+    return Rect((win_w - w) // 2, (win_h - h) // 2, w, h)
+
+
+class Scaler:
+    """Scales src_w x src_h images to dst_w x dst_h so that any region can be scaled on its own.
+
+    Each destination pixel is a bilinear sample, at the same source point cv2.resize would use,
+    of the image smoothed by a Gaussian when shrinking (anti-aliasing, close to area
+    averaging). Both steps depend only on nearby source pixels, so scaling a crop of the
+    image gives exactly the pixels of scaling the whole image there: patches drawn over
+    the scaled portrait have no seam, whatever the scale factor.
+    """
+
+    def __init__(self, src_w: int, src_h: int, dst_w: int, dst_h: int):
+        self.src = (src_w, src_h)
+        self.dst = (dst_w, dst_h)
+        self.sigma = tuple(max(0.0, (s / d - 1) / 2) for s, d in zip(self.src, self.dst))
+        self.radius = tuple(math.ceil(3 * sigma) for sigma in self.sigma)   # Gaussian kernel half-width
+        self.points = tuple(((np.arange(d) + 0.5) * (s / d) - 0.5).astype(np.float32)
+                            for s, d in zip(self.src, self.dst))             # source coordinate per pixel
+
+    def scale(self, image: np.ndarray) -> np.ndarray:
+        """The whole image scaled."""
+        if self.src == self.dst:
+            return image
+        return self.apply(image, self.maps(0, 0, Rect(0, 0, *self.dst)))
+
+    def span(self, axis: int, p0: int, p1: int) -> tuple[int, int, int, int]:
+        """On one axis (0: x, 1: y): the destination pixels source pixels [p0, p1) reach, and the
+        source pixels those destination pixels need: (dst0, dst1, src0, src1)."""
+        points, reach = self.points[axis], self.radius[axis] + 2
+        touched = np.nonzero((points + reach >= p0) & (points - reach < p1))[0]
+        d0, d1 = int(touched[0]), int(touched[-1]) + 1
+        s0 = max(0, math.floor(points[d0]) - reach)
+        s1 = min(self.src[axis], math.floor(points[d1 - 1]) + reach + 2)
+        return d0, d1, s0, s1
+
+    def maps(self, x0: int, y0: int, region: Rect) -> tuple[np.ndarray, np.ndarray]:
+        """cv2.remap maps for the destination ``region`` from a crop whose top-left is source (x0, y0)."""
+        xs = self.points[0][region.x:region.x + region.width] - np.float32(x0)   # exact: whole shift
+        ys = self.points[1][region.y:region.y + region.height] - np.float32(y0)
+        return tuple(np.meshgrid(xs, ys))
+
+    def apply(self, crop: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Smooth (when shrinking) and sample ``crop`` through ``maps``."""
+        if any(self.sigma):
+            size = tuple(2 * r + 1 for r in self.radius)
+            crop = cv2.GaussianBlur(crop, size, sigmaX=self.sigma[0] or 0.1, sigmaY=self.sigma[1] or 0.1)
+        return cv2.remap(crop, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def scale_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale an RGB image to width x height exactly as the renderer scales the portrait."""
+    return Scaler(image.shape[1], image.shape[0], width, height).scale(image)
+
+
+@dataclass
+class _Layout:
+    """Where things go in the window for one window size."""
+
+    size: tuple[int, int]
+    portrait: Rect       # the scaled portrait inside the window
+    patch: Rect          # window rectangle every cell's scaled patch covers
+
+
+def _scaled_patches(pool: Pool, dst_w: int, dst_h: int) -> tuple[Rect, dict[Cell, np.ndarray]]:
+    """Every cell's patch region of a portrait scaled to dst_w x dst_h (in scaled-portrait pixels)."""
+    src_h, src_w = pool.portrait.shape[:2]
+    scaler = Scaler(src_w, src_h, dst_w, dst_h)
+    pr = pool.patch_rect
+    dx0, dx1, sx0, sx1 = scaler.span(0, pr.x, pr.x + pr.width)
+    dy0, dy1, sy0, sy1 = scaler.span(1, pr.y, pr.y + pr.height)
+    region = Rect(dx0, dy0, dx1 - dx0, dy1 - dy0)
+    maps = scaler.maps(sx0, sy0, region)
+    crop = pool.portrait[sy0:sy1, sx0:sx1].copy()
+    inner = (slice(pr.y - sy0, pr.y - sy0 + pr.height), slice(pr.x - sx0, pr.x - sx0 + pr.width))
+    out = {}
+    for cell in pool.cells():
+        crop[inner] = pool.patches[cell]
+        out[cell] = scaler.apply(crop, maps)
+    return region, out
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'#rrggbb' -> (r, g, b)."""
+    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
+
+
+# ----------------------------------------------------------------------------- renderer
+
+class Renderer:
+    """The kiosk window: ``show(cell)`` blits one pre-scaled patch; ``poll()`` handles keys."""
+
+    def __init__(self, pool: Pool, config: RenderConfig, headless: bool = False):
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        os.environ.setdefault("SDL_VIDEO_MINIMIZE_ON_FOCUS_LOSS", "0")  # stay up when focus moves
+        os.environ.setdefault("SDL_VIDEO_ALLOW_SCREENSAVER", "0")       # no blanking in the gallery
+        import pygame
+
+        self._pg = pygame
+        self.pool = pool
+        self.config = config
+        self.headless = headless
+        self._background = parse_colour(config.background)
+        self._fullscreen = config.fullscreen and not headless
+        self._debug = config.debug
+        self._debug_info: DebugInfo | None = None
+        self._overlay_stale = False
+        self._status: str | None = None
+        self._mouse: tuple[int, int] | None = None
+        self._cell: Cell | None = None
+        self._dirty: list[Any] = []
+        self._overlay_surf = self._status_surf = None
+        self._overlay_rect = self._status_rect = None
+        try:
+            pygame.display.init()
+            pygame.font.init()
+        except pygame.error as exc:
+            raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
+        if not headless:
+            require_a_screen(pygame.display.get_driver())
+            count = pygame.display.get_num_displays()
+            if config.display >= count:
+                raise DisplayError(f"[render] display {config.display} does not exist; "
+                                   f"this machine has {count} (0..{count - 1})")
+            pygame.display.set_allow_screensaver(False)
+            pygame.display.set_caption("monalisa")
+        self._window_size = (config.window_width, config.window_height)  # restored after fullscreen
+        self._screen = self._open(*self._window_size)
+        self._relayout()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def debug(self) -> bool:
+        """Whether the debug overlay is shown (the loop builds DebugInfo only then)."""
+        return self._debug
+
+    @property
+    def fullscreen(self) -> bool:
+        return self._fullscreen
+
+    @property
+    def cell(self) -> Cell | None:
+        """The cell on screen now (None before the first show)."""
+        return self._cell
+
+    @property
+    def portrait_rect(self) -> Rect:
+        """Where the scaled portrait sits in the window."""
+        return self._layout.portrait
+
+    @property
+    def patch_rect(self) -> Rect:
+        """The window rectangle a cell change redraws."""
+        return self._layout.patch
+
+    @property
+    def overlay_rect(self) -> Rect | None:
+        """Where the debug panel is drawn (None while it is off)."""
+        r = self._overlay_rect if self._debug else None
+        return None if r is None else Rect(r.x, r.y, r.width, r.height)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._layout.size
+
+    def show(self, cell: Cell) -> None:
+        """Put ``cell`` on screen, blitting and updating only what changed."""
+        if cell != self._cell:
+            if cell not in self._patch_surfs:
+                raise ValueError(f"cell {cell} is not in the {self.pool.rows}x{self.pool.cols} pool")
+            self._cell = cell
+            self._dirty.append(self._patch_area)
+        if self._debug and self._overlay_stale:
+            self._render_overlay()
+        self._flush()
+
+    def set_status(self, text: str | None) -> None:
+        """Show a one-line message over the bottom of the portrait (None removes it); redraws now."""
+        if text == self._status:
+            return
+        self._status = text
+        if self._status_rect is not None:
+            self._dirty.append(self._status_rect)
+        self._render_status()
+        if self._status_rect is not None:
+            self._dirty.append(self._status_rect)
+        self._flush()
+
+    def set_debug(self, info: DebugInfo) -> None:
+        """New overlay content, drawn at the next ``show``."""
+        self._debug_info = info
+        self._overlay_stale = True
+
+    def poll(self) -> list[str]:
+        """Pump window events; returns actions among "quit", "fullscreen", "debug", "mirror"."""
+        pg = self._pg
+        actions: list[str] = []
+        reported: tuple[int, int] | None = None
+        expose = False
+        for event in pg.event.get():
+            if event.type in (pg.QUIT, pg.WINDOWCLOSE):
+                actions.append("quit")
+            elif event.type == pg.KEYDOWN:
+                action = {pg.K_ESCAPE: "quit", pg.K_q: "quit", pg.K_f: "fullscreen",
+                          pg.K_d: "debug", pg.K_m: "mirror"}.get(event.key)
+                if action:
+                    actions.append(action)
+                if action == "fullscreen":
+                    self.toggle_fullscreen()
+                elif action == "debug":
+                    self.toggle_debug()
+            elif event.type == pg.MOUSEMOTION:
+                self._mouse = tuple(event.pos)
+            elif event.type == pg.WINDOWLEAVE:
+                self._mouse = None
+            elif event.type == pg.VIDEORESIZE:
+                reported = (event.w, event.h)
+            elif event.type == pg.WINDOWSIZECHANGED:
+                reported = (event.x, event.y)
+            elif event.type in (pg.VIDEOEXPOSE, pg.WINDOWEXPOSED, pg.WINDOWRESTORED, pg.WINDOWSHOWN):
+                expose = True
+        if reported is not None:
+            self._follow_window_size(reported)
+        elif expose:
+            self._redraw_all()
+        return actions
+
+    def mouse_position(self) -> tuple[float, float] | None:
+        """Latest mouse position normalized 0..1 over the portrait area, or None when outside it."""
+        if self._mouse is None:
+            return None
+        p = self._layout.portrait
+        x, y = (self._mouse[0] - p.x) / p.width, (self._mouse[1] - p.y) / p.height
+        if 0.0 <= x < 1.0 and 0.0 <= y < 1.0:
+            return x, y
+        return None
+
+    def toggle_debug(self) -> None:
+        """Show or hide the debug overlay."""
+        self._debug = not self._debug
+        log.info("debug overlay %s", "on" if self._debug else "off")
+        if self._overlay_rect is not None:
+            self._dirty.append(self._overlay_rect)
+        if self._debug:
+            self._render_overlay()
+        else:
+            self._overlay_surf = self._overlay_rect = None
+        self._flush()
+
+    def toggle_fullscreen(self) -> None:
+        """Switch between the window and fullscreen, re-scaling everything."""
+        if self.headless:
+            return
+        self._fullscreen = not self._fullscreen
+        log.info("fullscreen %s", "on" if self._fullscreen else "off")
+        self._screen = self._open(*self._window_size)
+        self._relayout()
+
+    def resize(self, width: int, height: int) -> None:
+        """Set the window (not fullscreen) to width x height and re-scale everything for it."""
+        width, height = max(1, width), max(1, height)
+        if self._fullscreen:
+            return
+        self._window_size = (width, height)
+        if self.headless:
+            self._screen = self._pg.Surface((width, height))
+        else:
+            surface = self._pg.display.get_surface()
+            self._screen = surface if surface.get_size() == (width, height) else self._open(width, height)
+        self._relayout()
+
+    def surface_array(self) -> np.ndarray:
+        """The window contents now as an RGB uint8 array (H x W x 3), for tests and screenshots."""
+        return np.ascontiguousarray(self._pg.surfarray.array3d(self._screen).swapaxes(0, 1))
+
+    def close(self) -> None:
+        """Close the window."""
+        if self._screen is not None:
+            self._screen = None
+            self._pg.display.quit()
+
+    # ------------------------------------------------------------------ window and scaling
+
+    def _open(self, width: int, height: int):
+        """Create the window (or the off-screen surface when headless)."""
+        pg = self._pg
+        if self.headless:
+            return pg.Surface((width, height))
+        try:
+            if self._fullscreen:
+                size = pg.display.get_desktop_sizes()[self.config.display]
+                screen = pg.display.set_mode(size, pg.FULLSCREEN, display=self.config.display)
+            else:
+                screen = pg.display.set_mode((width, height), pg.RESIZABLE, display=self.config.display)
+                if screen.get_size() != (width, height):   # some drivers keep the fullscreen size once
+                    screen = pg.display.set_mode((width, height), pg.RESIZABLE, display=self.config.display)
+        except pg.error as exc:
+            raise DisplayError(f"cannot open the window ({exc})") from exc
+        pg.mouse.set_visible(not self._fullscreen)
+        return screen
+
+    def _relayout(self) -> None:
+        """Scale the portrait and every patch for the current window size, then redraw all."""
+        started = time.monotonic()
+        pg = self._pg
+        win_w, win_h = self._screen.get_size()
+        src_h, src_w = self.pool.portrait.shape[:2]
+        portrait = fit_rect(src_w, src_h, win_w, win_h)
+        base = pg.Surface((win_w, win_h)).convert(self._screen)
+        base.fill(self._background)
+        base.blit(self._to_surface(scale_image(self.pool.portrait, portrait.width, portrait.height)),
+                  (portrait.x, portrait.y))
+        patch, arrays = _scaled_patches(self.pool, portrait.width, portrait.height)
+        patch = Rect(portrait.x + patch.x, portrait.y + patch.y, patch.width, patch.height)
+        self._base = base
+        self._patch_surfs = {cell: self._to_surface(a) for cell, a in arrays.items()}
+        self._layout = _Layout((win_w, win_h), portrait, patch)
+        self._patch_area = pg.Rect(patch.x, patch.y, patch.width, patch.height)
+        self._font = pg.font.Font(None, max(16, min(36, win_h // 32)))
+        self._overlay_corner = self._pick_overlay_corner()
+        self._render_status()
+        if self._debug:
+            self._render_overlay()
+        megabytes = sum(s.get_bytesize() * s.get_width() * s.get_height()
+                        for s in self._patch_surfs.values()) / 1e6
+        log.info("window %dx%d: portrait scaled to %dx%d, %d patches of %dx%d (%.0f MB) in %.0f ms",
+                 win_w, win_h, portrait.width, portrait.height, len(arrays), patch.width, patch.height,
+                 megabytes, (time.monotonic() - started) * 1000)
+        self._redraw_all()
+
+    def _follow_window_size(self, reported: tuple[int, int]) -> None:
+        """Re-scale if the window's size really changed (sizes in events go stale across toggles)."""
+        if self.headless:
+            if reported != self.size:
+                self.resize(*reported)
+            return
+        surface = self._pg.display.get_surface()   # pygame resizes it itself when the window changes
+        if surface is not None and surface.get_size() != self.size:
+            self._screen = surface
+            if not self._fullscreen:
+                self._window_size = surface.get_size()
+            self._relayout()
+
+    def _to_surface(self, rgb: np.ndarray):
+        """An RGB array as a surface in the window's pixel format (fast blits)."""
+        h, w = rgb.shape[:2]
+        surface = self._pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (w, h), "RGB")
+        return surface.convert(self._screen)
+
+    # ------------------------------------------------------------------ drawing
+
+    def _redraw_all(self) -> None:
+        self._dirty.clear()
+        self._dirty.append(self._screen.get_rect())
+        self._flush()
+
+    def _flush(self) -> None:
+        """Redraw the dirty rectangles layer by layer and push only them to the display."""
+        if not self._dirty:
+            return
+        patch = self._patch_area
+        for rect in self._dirty:
+            self._screen.set_clip(rect)
+            if self._cell is None or not patch.contains(rect):
+                self._screen.blit(self._base, rect, rect)
+            if self._cell is not None:
+                self._screen.blit(self._patch_surfs[self._cell], patch)
+            if self._status_surf is not None and self._status_rect.colliderect(rect):
+                self._screen.blit(self._status_surf, self._status_rect)
+            if self._debug and self._overlay_surf is not None and self._overlay_rect.colliderect(rect):
+                self._screen.blit(self._overlay_surf, self._overlay_rect)
+        self._screen.set_clip(None)
+        if not self.headless:
+            self._pg.display.update(self._dirty)
+        self._dirty.clear()
+
+    def _render_status(self) -> None:
+        """Draw the status text onto its own band surface at the bottom of the portrait."""
+        if self._status is None:
+            self._status_surf = self._status_rect = None
+            return
+        pg = self._pg
+        p = self._layout.portrait
+        left, width, bottom = p.x, p.width, p.y + p.height
+        text = self._font.render(self._status, True, TEXT_RGB)
+        height = text.get_height() + 12
+        band = pg.Surface((width, height), pg.SRCALPHA)
+        band.fill(STATUS_BAND_RGBA)
+        band.blit(text, ((width - text.get_width()) // 2, 6))
+        self._status_surf = band
+        self._status_rect = pg.Rect(left, bottom - height, width, height)
+
+    def _render_overlay(self) -> None:
+        """Draw the debug panel (fps, cell, stage times, camera thumbnail) in its corner."""
+        pg = self._pg
+        info = self._debug_info
+        self._overlay_stale = False
+        line_h = self._font.get_linesize()
+        pad = line_h // 3
+        if info is None:
+            lines = ["debug: waiting for data"]
+        else:
+            lines = [f"{info.fps:5.1f} fps   cell {info.cell[0]},{info.cell[1]}   {info.mapping}"]
+            lines += [f"{name:>8} {ms:6.1f} ms" for name, ms in info.stage_ms.items()]
+        texts = [self._font.render(line, True, TEXT_RGB) for line in lines]
+        thumb = self._thumbnail(info, width=line_h * 10) if info is not None else None
+        width = max([t.get_width() for t in texts] + [thumb.get_width() if thumb else 0]) + 2 * pad
+        height = len(texts) * line_h + (thumb.get_height() + pad if thumb else 0) + 2 * pad
+        panel = pg.Surface((width, height), pg.SRCALPHA)
+        panel.fill(OVERLAY_RGBA)
+        y = pad
+        for text in texts:
+            panel.blit(text, (pad, y))
+            y += line_h
+        if thumb is not None:
+            panel.blit(thumb, (pad, y + pad))
+        old = self._overlay_rect
+        self._overlay_surf = panel
+        win_w, win_h = self._layout.size
+        right, bottom = self._overlay_corner
+        self._overlay_rect = pg.Rect(win_w - width - 8 if right else 8, win_h - height - 8 if bottom else 8,
+                                     width, height)
+        self._dirty.append(self._overlay_rect if old is None else self._overlay_rect.union(old))
+
+    def _pick_overlay_corner(self) -> tuple[bool, bool]:
+        """(right, bottom): the window corner where a typical debug panel hides least of the eyes."""
+        pg = self._pg
+        line_h = self._font.get_linesize()
+        panel_w, panel_h = line_h * 11, line_h * 15
+        win_w, win_h = self._layout.size
+        best, best_overlap = (False, False), None
+        for right, bottom in ((False, False), (True, False), (False, True), (True, True)):
+            panel = pg.Rect(win_w - panel_w - 8 if right else 8, win_h - panel_h - 8 if bottom else 8,
+                            panel_w, panel_h)
+            hidden = panel.clip(self._patch_area)
+            overlap = hidden.width * hidden.height
+            if best_overlap is None or overlap < best_overlap:
+                best, best_overlap = (right, bottom), overlap
+        return best
+
+    def _thumbnail(self, info: DebugInfo, width: int):
+        """The camera image small, with every face box, eyes, and the viewer highlighted."""
+        if info.camera_image is None:
+            return None
+        pg = self._pg
+        cam_h, cam_w = info.camera_image.shape[:2]
+        height = max(1, round(width * cam_h / cam_w))
+        thumb = self._to_surface(cv2.resize(info.camera_image, (width, height), interpolation=cv2.INTER_AREA))
+        marks = [(face, FACE_RGB, 1) for face in info.faces]
+        if info.viewer is not None:
+            marks.append((info.viewer, VIEWER_RGB, 3))      # drawn last, on top
+        for face, colour, thick in marks:
+            x, y, w, h = face.box
+            pg.draw.rect(thumb, colour, pg.Rect(round(x * width), round(y * height),
+                                                max(1, round(w * width)), max(1, round(h * height))), thick)
+            for ex, ey in (face.left_eye, face.right_eye):
+                pg.draw.circle(thumb, colour, (round(ex * width), round(ey * height)), 2 + thick)
+        return thumb

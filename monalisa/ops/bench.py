@@ -1,0 +1,210 @@
+"""`monalisa bench`: the kiosk loop, headless, on a video, with per-stage latency percentiles.
+
+The loop is the real one (``monalisa.kiosk.loop.Kiosk`` with BlazeFace and the pygame renderer on
+an off-screen surface); only the camera is a video file. Without pacing every frame is
+processed as fast as possible, which gives the throughput; stages are:
+
+- capture: frame grabbed (decoded) -> loop starts on it
+- detect:  BlazeFace
+- select:  viewer tracking, gaze mapping, cell choice
+- render:  blit and display update
+- total:   grab -> display updated (the latency a viewer sees, minus the camera's own)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from monalisa.kiosk.loop import STAGES, FrameRecord, open_kiosk
+from monalisa.config import Config
+from monalisa.errors import MonalisaError, UsageError
+from monalisa.pool.format import Pool
+
+log = logging.getLogger(__name__)
+
+WARMUP_FRAMES = 5          # the first frames pay for model and cache warm-up; left out of the stats
+MIN_MEASURED_FRAMES = 5    # fewer frames after the warm-up make no percentiles worth printing
+MIN_FRAMES = WARMUP_FRAMES + MIN_MEASURED_FRAMES
+DEFAULT_VIDEO_SECONDS = 10.0
+
+
+class FrameLog:
+    """Keeps every frame's number, cell and stage times (bench only: it grows with the frames)."""
+
+    def __init__(self):
+        self.stage_ms: dict[str, list[float]] = {name: [] for name in STAGES}
+        self.indices: list[int] = []
+        self.cells: list[tuple[int, int]] = []
+
+    def __call__(self, rec: FrameRecord) -> None:
+        for name in STAGES:
+            self.stage_ms[name].append(rec.stage_ms[name])
+        self.indices.append(rec.frame)
+        self.cells.append(rec.cell)
+
+
+class VideoTimeline:
+    """A not-paced video whose frames are stamped with their place on the video's timeline.
+
+    For tracking measurements: the viewer filter sees the camera's real frame spacing
+    (1/fps) while the loop still runs as fast as it can, so results do not depend on the
+    machine's load. Latencies measured through it are meaningless.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self.t0 = time.monotonic()
+
+    @property
+    def state(self) -> str:
+        return self.source.state
+
+    def start(self) -> None:
+        self.source.start()
+
+    def read_latest(self):
+        from monalisa.kiosk.camera import Frame
+
+        frame = self.source.read_latest()
+        if frame is None:
+            return None
+        return Frame(frame.image, frame.index, self.t0 + frame.index / self.source.fps)
+
+    def wait(self, timeout: float) -> bool:
+        return self.source.wait(timeout)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def describe(self) -> str:
+        return f"{self.source.describe()} (timeline timestamps)"
+
+
+@dataclass
+class BenchResult:
+    """What one bench run measured."""
+
+    frames: int                  # camera frames processed
+    source_frames: int           # frames the camera delivered or dropped (last index + 1)
+    wall_s: float                # from the first frame to the end
+    cpu_s: float                 # process CPU time over the same span (all threads)
+    stage_ms: dict[str, np.ndarray] = field(default_factory=dict)  # after the warm-up frames
+    indices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))        # camera frame numbers
+    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))     # (row, column) shown
+    warmup: int = WARMUP_FRAMES  # first frames left out of stage_ms
+
+    @property
+    def throughput(self) -> float:
+        """Frames processed per second of wall time."""
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cpu_cores(self) -> float:
+        """Average CPU use in cores (process CPU time / wall time)."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def processed_fraction(self) -> float:
+        """Share of the camera's frames the loop processed (1.0: none dropped)."""
+        return self.frames / self.source_frames if self.source_frames else 0.0
+
+    def percentiles(self, stage: str) -> tuple[float, float, float]:
+        """(p50, p95, p99) of one stage in ms."""
+        values = self.stage_ms[stage]
+        if values.size == 0:
+            return (float("nan"),) * 3
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return float(p50), float(p95), float(p99)
+
+
+def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False, timeline: bool = False,
+            frames: int | None = None, warmup: int = WARMUP_FRAMES) -> BenchResult:
+    """Run the headless kiosk on ``video`` and time every stage of every frame.
+
+    ``timeline``: not paced, but frames stamped 1/fps apart (see VideoTimeline).
+    """
+    from monalisa.kiosk.camera import VideoFileSource
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    source = VideoFileSource(video, pace=pace and not timeline, loop=False)
+    recorder = FrameLog()
+    with open_kiosk(config, pool, VideoTimeline(source) if timeline else source, headless=True,
+                    observers=[recorder]) as kiosk:
+        kiosk.detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
+        kiosk.source.start()
+        wall0, cpu0 = time.monotonic(), time.process_time()
+        kiosk.run(max_frames=frames)
+        wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    if len(recorder.indices) < warmup + MIN_MEASURED_FRAMES:
+        raise MonalisaError(f"{video}: only {len(recorder.indices)} frame(s) processed; bench needs at least "
+                            f"{warmup + MIN_MEASURED_FRAMES} (the first {warmup} are warm-up)")
+    stats = {name: np.asarray(values[warmup:], dtype=np.float64) for name, values in recorder.stage_ms.items()}
+    return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
+                       wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
+                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), warmup=warmup)
+
+
+def format_report(result: BenchResult, title: str = "") -> str:
+    """The stage table and throughput as printed by `monalisa bench` ("-" for a stage without samples)."""
+    lines = [title] if title else []
+    lines.append(f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for stage in STAGES:
+        shown = ["-" if np.isnan(ms) else f"{ms:.2f}" for ms in result.percentiles(stage)]
+        lines.append(f"{stage:<10}" + "".join(f"{text:>9}" for text in shown))
+    lines.append(f"frames {result.frames} in {result.wall_s:.2f} s: {result.throughput:.1f} frames/s, "
+                 f"CPU {result.cpu_cores:.2f} cores (first {result.warmup} frames left out of the percentiles)")
+    return "\n".join(lines)
+
+
+def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: float = 30.0,
+              max_pitch: float = 15.0) -> Pool:
+    """A plain pool with this grid (a grey portrait, one shade per cell), for measurements and tests."""
+    from monalisa.pool.format import PoolWriter, load_pool
+    from monalisa.pool.geometry import Rect
+
+    portrait = np.full((120, 96, 3), 96, np.uint8)
+    yaws = np.linspace(-max_yaw, max_yaw, cols).tolist() if cols > 1 else [0.0]
+    pitches = np.linspace(max_pitch, -max_pitch, rows).tolist() if rows > 1 else [0.0]
+    with PoolWriter(directory, portrait, "0" * 64, Rect(32, 32, 32, 16), yaws, pitches, "grid", {}) as writer:
+        for row in range(rows):
+            for col in range(cols):
+                writer.add(row, col, np.full((16, 32, 3), (40 * row + 6 * col) % 256, np.uint8))
+    return load_pool(directory)
+
+
+def bench_pool(config: Config) -> Pool:
+    """The pool the kiosk would show: ``[pool] path``, else the built-in one."""
+    from monalisa.pool.builtin import resolve_pool_path
+    from monalisa.pool.format import load_pool
+
+    return load_pool(resolve_pool_path(None, config.pool.path))
+
+
+def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None) -> int:
+    """Print per-stage latency percentiles and throughput for the loop on a video (generated if none)."""
+    if frames is not None and frames < MIN_FRAMES:
+        raise UsageError(f"--frames must be at least {MIN_FRAMES} (the first {WARMUP_FRAMES} are warm-up), "
+                         f"got {frames}")
+    pool = pool if pool is not None else bench_pool(config)
+    with tempfile.TemporaryDirectory(prefix="monalisa-bench-") as tmp:
+        if camera is None:
+            from monalisa.testing.synthetic import walking_video
+
+            video = Path(tmp) / "walk.avi"
+            seconds = DEFAULT_VIDEO_SECONDS if frames is None else max(1.0, (frames + WARMUP_FRAMES) / 30)
+            print(f"generating a {seconds:.1f} s synthetic walking video ...", flush=True)
+            walking_video(video, seconds=seconds, size=(config.camera.width, config.camera.height))
+        else:
+            video = Path(camera)
+        result = measure(config, video, pool, pace=False, frames=frames)
+    title = (f"monalisa bench: {video.name if camera else 'synthetic walk'}, "
+             f"{config.gaze.mapping} mapping, pool {pool.rows}x{pool.cols}, not paced")
+    print(format_report(result, title))
+    return 0

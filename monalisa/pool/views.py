@@ -1,0 +1,140 @@
+"""Ways to look at a pool: every composited frame, a contact sheet, an animated sweep."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from monalisa.atomic import staged_dir, write_file
+from monalisa.errors import PoolError, UsageError
+from monalisa.images import write_image
+from monalisa.pool.format import Pool
+from monalisa.pool.geometry import Rect
+
+SHEET_COLUMNS = 11
+TILE_WIDTH = 240
+SWEEP_WIDTH = (16, 4096)       # px, the range --width may take
+FRAME_MS = (20, 10_000)        # ms per sweep frame
+SWEEP_MAX_BYTES = 1 << 30      # all sweep frames are held in memory at once
+
+
+def frame_name(index: int) -> str:
+    return f"frame_{index:03d}.png"
+
+
+def export_frames(pool: Pool, out: str | os.PathLike) -> list[Path]:
+    """Write every full frame, exactly as the kiosk shows it, in export order; atomic."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if not p.name.startswith("frame_"))):
+        raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
+    names = [frame_name(index) for index in range(pool.rows * pool.cols)]
+    with staged_dir(out, PoolError) as tmp:
+        for name, (row, col) in zip(names, pool.cells()):
+            write_image(tmp / name, pool.frame(row, col))
+    return [out / name for name in names]
+
+
+def view_rect(pool: Pool, margin: float = 0.08) -> Rect:
+    """The patch rectangle with a little margin, clipped to the portrait: what sheets show."""
+    r = pool.patch_rect
+    dx, dy = int(r.width * margin), int(r.height * margin)
+    x0, y0 = max(0, r.x - dx), max(0, r.y - dy)
+    x1 = min(pool.manifest.width, r.x + r.width + dx)
+    y1 = min(pool.manifest.height, r.y + r.height + dy)
+    return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+def _crop(pool: Pool, row: int, col: int, rect: Rect, width: int) -> np.ndarray:
+    """One cell's view rectangle, composited and scaled to ``width`` pixels wide."""
+    crop = pool.portrait[rect.slices].copy()
+    p = pool.patch_rect
+    crop[p.y - rect.y:p.y - rect.y + p.height, p.x - rect.x:p.x - rect.x + p.width] = pool.patches[(row, col)]
+    height = max(1, round(rect.height * width / rect.width))
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
+    """A grid of every cell's face region labelled with its yaw/pitch (rows of up to 11 tiles)."""
+    rect = view_rect(pool)
+    per_line = min(pool.cols, SHEET_COLUMNS)
+    lines_per_row = -(-pool.cols // per_line)
+    tile_h = max(1, round(rect.height * tile_width / rect.width))
+    label_h = 22
+    pad = 4
+    sheet_h = pool.rows * lines_per_row * (tile_h + label_h + pad) + pad
+    sheet_w = per_line * (tile_width + pad) + pad
+    sheet = np.full((sheet_h, sheet_w, 3), 24, np.uint8)
+    for row, col in pool.cells():
+        line = row * lines_per_row + col // per_line
+        x = pad + (col % per_line) * (tile_width + pad)
+        y = pad + line * (tile_h + label_h + pad)
+        sheet[y:y + tile_h, x:x + tile_width] = _crop(pool, row, col, rect, tile_width)
+        yaw, pitch = pool.manifest.yaws[col], pool.manifest.pitches[row]
+        label = f"r{row} c{col}  yaw {yaw:+.1f}" + (f" pitch {pitch:+.1f}" if pool.rows > 1 else "")
+        cv2.putText(sheet, label, (x + 2, y + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (230, 230, 230), 1, cv2.LINE_AA)
+    return sheet
+
+
+def write_sheet(pool: Pool, out: str | os.PathLike) -> Path:
+    """Write the contact sheet atomically (temp file, then rename)."""
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise PoolError(f"{out}: the contact sheet is written as .png or .jpg, not "
+                        f"{Path(out).suffix or 'a file without suffix'}")
+    return write_file(out, lambda tmp: write_image(tmp, contact_sheet(pool)), PoolError)
+
+
+def sweep_frames(pool: Pool, width: int = 360, full: bool = False) -> list[np.ndarray]:
+    """The middle row's columns left to right and back again, as a ping-pong animation."""
+    row = pool.neutral_cell()[0]
+    rect = Rect(0, 0, pool.manifest.width, pool.manifest.height) if full else view_rect(pool)
+    _check_sweep_size(pool, rect, width)
+    frames = [_crop(pool, row, col, rect, width) for col in range(pool.cols)]
+    return frames + frames[-2:0:-1]
+
+
+def _check_sweep_size(pool: Pool, rect: Rect, width: int) -> None:
+    """UsageError unless ``width`` is in SWEEP_WIDTH and the whole sweep fits in SWEEP_MAX_BYTES of memory."""
+    low, high = SWEEP_WIDTH
+    if isinstance(width, bool) or not isinstance(width, int) or not low <= width <= high:
+        raise UsageError(f"--width must be from {low} to {high} px, got {width}")
+    frame_bytes = width * max(1, round(rect.height * width / rect.width)) * 3
+    count = max(1, 2 * pool.cols - 2)
+    if frame_bytes * count > SWEEP_MAX_BYTES:
+        widest = int(width * (SWEEP_MAX_BYTES / (frame_bytes * count)) ** 0.5)
+        raise UsageError(f"--width {width} would need {frame_bytes * count >> 20} MB of memory for the "
+                         f"{count}-frame sweep; use --width {max(low, widest)} or less")
+
+
+def write_gif(pool: Pool, out: str | os.PathLike, width: int = 360, full: bool = False,
+              frame_ms: int = 60) -> Path:
+    """Write an animated GIF of the horizontal sweep (or an MP4 when ``out`` ends in .mp4)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise PoolError(f"{out}: the sweep is written as .gif or .mp4, not {out.suffix or 'a file without suffix'}")
+    if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) or not FRAME_MS[0] <= frame_ms <= FRAME_MS[1]:
+        raise UsageError(f"the frame time must be from {FRAME_MS[0]} to {FRAME_MS[1]} ms, got {frame_ms}")
+    frames = sweep_frames(pool, width, full)
+    if out.suffix.lower() == ".mp4":
+        write_file(out, lambda tmp: _write_mp4(tmp, frames, 1000 / frame_ms, out), PoolError)
+    else:
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        write_file(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                   duration=frame_ms, loop=0), PoolError)
+    return out
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: float, out: Path) -> None:
+    """Encode ``frames`` as mp4v into ``path`` (a temp file); errors name ``out``, the user's file."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise PoolError(f"{out}: cannot write MP4 here (no mp4v encoder); use .gif")
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()

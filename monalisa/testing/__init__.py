@@ -1,0 +1,1 @@
+"""Stand-ins for hardware in tests and benchmarks: fault-injecting sources, synthetic videos, small pools."""

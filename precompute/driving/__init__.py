@@ -1,0 +1,1 @@
+"""The original method's driving video: recording it (`monalisa record`), its gaze file, reading it."""
