@@ -1,5 +1,5 @@
 # make run: set up .venv and start the kiosk on the built-in portrait.
-# make test: set up .venv with the test and FOMM extras and run the whole suite.
+# make test: set up .venv with the test and FOMM extras, lint (ruff) and run the whole suite.
 # Both are idempotent: the install steps re-run only when pyproject.toml changes.
 
 # Python 3.11 (mediapipe 0.10.21 has no wheels for newer ones): python3.11 if present, else python3.
@@ -28,6 +28,7 @@ run: $(VENV)/.installed-run
 	$(VENV)/bin/monalisa run $(ARGS)
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(VENV)/.installed-run

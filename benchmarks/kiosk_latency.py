@@ -20,8 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import check  # noqa: E402  (this script's folder is on sys.path)
-from monalisa.ops.bench import bench_pool, format_report, measure  # noqa: E402
+
 from monalisa.config import Config  # noqa: E402
+from monalisa.ops.bench import bench_pool, format_report, measure  # noqa: E402
 from monalisa.pool.format import load_pool  # noqa: E402
 from monalisa.testing.synthetic import walking_video  # noqa: E402
 
@@ -44,7 +45,8 @@ def main() -> int:
     print(format_report(paced, "paced at 30 fps:"))
     print()
     results = [
-        check("latency grab->display p95 (not paced)", fast.percentiles("total")[1], "<= 8", fast.percentiles("total")[1] <= 8.0, "ms"),
+        check("latency grab->display p95 (not paced)", fast.percentiles("total")[1], "<= 8",
+              fast.percentiles("total")[1] <= 8.0, "ms"),
         check("throughput (not paced)", fast.throughput, ">= 100", fast.throughput >= 100.0, "frames/s"),
         check("camera frames processed (paced 30 fps)", paced.frames / len(truth.frames), "all (1.0)",
               paced.frames == len(truth.frames)),

@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    from monalisa.kiosk.loop import KioskOptions, run_kiosk
-    from monalisa.pool.builtin import resolve_pool_path
     from monalisa.config import Config
+    from monalisa.kiosk.loop import KioskOptions, run_kiosk
     from monalisa.ops.logs import setup_logging
+    from monalisa.pool.builtin import resolve_pool_path
     from monalisa.pool.format import load_pool
 
     total_s = args.minutes * 60

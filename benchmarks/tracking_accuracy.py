@@ -4,7 +4,8 @@
 
 The real loop (BlazeFace, viewer tracker, mapping, hysteresis) runs headless, as fast as it
 can but with frames stamped 1/30 s apart as a camera would deliver them (so the result does
-not depend on the machine's load), on `monalisa.testing.synthetic` videos of a face crossing the camera's view, with the linear mapping
+not depend on the machine's load), on `monalisa.testing.synthetic` videos of a face crossing the camera's view, with the
+linear mapping
 (the floors below) and then the geometric one (same floors, for information). The *ideal*
 column is what the same mapping gives for the TRUE eye midpoint (and, for geometric, the
 true distance between the eyes) of each frame, without filtering or hysteresis.
@@ -30,9 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import check  # noqa: E402  (this script's folder is on sys.path)
-from monalisa.ops.bench import grid_pool, measure  # noqa: E402
+
 from monalisa.config import Config  # noqa: E402
 from monalisa.kiosk.gaze import make_mapping  # noqa: E402
+from monalisa.ops.bench import grid_pool, measure  # noqa: E402
 from monalisa.testing.synthetic import GroundTruth, walking_video  # noqa: E402
 
 COLS = 33

@@ -11,13 +11,13 @@ import hashlib
 import os
 import re
 import secrets
-import socket
 import shutil
+import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from monalisa.errors import MonalisaError
 

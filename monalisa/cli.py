@@ -6,8 +6,9 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from monalisa.errors import MonalisaError, UsageError
 
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pool", metavar="DIR", help="pool directory (default: [pool] path, else the built-in portrait)")
     screen = run.add_mutually_exclusive_group()
     screen.add_argument("--fullscreen", action="store_true", default=None, help="fullscreen, cursor hidden")
-    screen.add_argument("--windowed", dest="fullscreen", action="store_false", help="a window, even if the config says fullscreen")
+    screen.add_argument("--windowed", dest="fullscreen", action="store_false",
+        help="a window, even if the config says fullscreen")
     run.add_argument("--display", type=int, metavar="N", help="display (screen) number")
     run.add_argument("--mapping", choices=("geometric", "linear"),
                      help="geometric: eye contact (default); linear: camera x picks the column")
@@ -121,14 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="warp: warp the painting itself, no weights (default); fomm: the original method")
     pre.add_argument("--yaw-steps", type=int, default=33, metavar="N", help="columns, left to right (default 33)")
     pre.add_argument("--pitch-steps", type=int, default=1, metavar="N", help="rows, top to bottom (default 1)")
-    pre.add_argument("--max-yaw", type=_finite_float, default=30.0, metavar="DEG", help="degrees to each side (default 30)")
-    pre.add_argument("--max-pitch", type=_finite_float, default=15.0, metavar="DEG", help="degrees up and down (default 15)")
+    pre.add_argument("--max-yaw", type=_finite_float, default=30.0, metavar="DEG",
+        help="degrees to each side (default 30)")
+    pre.add_argument("--max-pitch", type=_finite_float, default=15.0, metavar="DEG",
+        help="degrees up and down (default 15)")
     pre.add_argument("--faces", default="all", help="all (default), largest, or the N largest")
     pre.add_argument("--eyes", type=_csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
                      help="eye centres in pixels (and iris radius), one set per face, repeated for each face; "
                      "they replace FaceMesh detection for the whole portrait (not only when no face is "
                      "found) and cannot be combined with --faces")
-    pre.add_argument("--head-follow", type=_finite_float, metavar="F", help="fraction of the turn the head follows ([warp] head_follow)")
+    pre.add_argument("--head-follow", type=_finite_float, metavar="F",
+        help="fraction of the turn the head follows ([warp] head_follow)")
     pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
     pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
     pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime ([fomm] runtime)")
@@ -155,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "Follow a dot with your eyes while the camera records; saves VIDEO and its dot "
                       "positions as JSON beside it. Esc cancels and saves nothing.", [common])
     record.add_argument("--out", type=Path, required=True, metavar="VIDEO", help="video to write (e.g. gaze.mp4)")
-    record.add_argument("--pitch-steps", type=_positive_int, default=1, metavar="N", help="rows the dot sweeps (default 1)")
+    record.add_argument("--pitch-steps", type=_positive_int, default=1, metavar="N",
+        help="rows the dot sweeps (default 1)")
     record.add_argument("--camera", help="camera index, /dev/video path or video file ([camera] source)")
 
     doctor = _command(sub, "doctor", "check the installation, cameras, displays and pool",
@@ -252,8 +258,8 @@ def cmd_bench(args, config) -> int:
 
 def cmd_preview(args, config) -> int:
     """The renderer driven by the mouse, to check a pool by eye."""
-    from monalisa.pool.format import load_pool
     from monalisa.kiosk.preview import run_preview
+    from monalisa.pool.format import load_pool
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"

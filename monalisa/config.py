@@ -18,7 +18,6 @@ from typing import Any
 
 from monalisa.errors import ConfigError
 
-
 RELATIVE_HELP = "; a relative path in a config file is taken from the file's folder"
 
 
@@ -51,7 +50,8 @@ class CameraConfig:
     frozen_after_s: float = _key(5.0, "identical frames for this long count as a frozen camera", min=0.5, max=600)
     reopen_min_s: float = _key(0.5, "first retry delay after a camera fault", min=0.05, max=60)
     reopen_max_s: float = _key(5.0, "longest retry delay (backoff doubles up to this)", min=0.1, max=600)
-    try_other_indices: bool = _key(True, "when a camera index disappears, also try the other /dev/video* devices (a replugged camera may come back as another index)")
+    try_other_indices: bool = _key(True, "when a camera index disappears, also try the other /dev/video*"
+                                         " devices (a replugged camera may come back as another index)")
 
 
 @dataclass
@@ -66,14 +66,17 @@ class DetectorConfig:
 class ViewerConfig:
     """Which face to follow, smoothing, and what to do when nobody is there."""
 
-    switch_ratio: float = _key(1.7, "another face's box must be this many times larger in area (closer) to take over", min=1.0, max=10)
+    switch_ratio: float = _key(1.7, "another face's box must be this many times larger in area (closer) to take over",
+                               min=1.0, max=10)
     switch_after_s: float = _key(0.7, "...and stay so for this long", min=0.0, max=30)
-    match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to count as the same person", min=0.01, max=1)
+    match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to"
+                                       " count as the same person", min=0.01, max=1)
     hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)
     idle_after: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
     idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)
     min_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) when still; lower is steadier", min=0.001, max=100)
-    beta: float = _key(5.0, "One Euro filter: speed coefficient (per frame-width/s); higher follows motion more closely", min=0, max=100)
+    beta: float = _key(5.0, "One Euro filter: speed coefficient (per frame-width/s); higher follows motion more"
+                            " closely", min=0, max=100)
     d_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) for the speed estimate", min=0.001, max=100)
 
 
@@ -103,7 +106,8 @@ class RenderConfig:
     background: str = _key("#000000", "letterbox colour as #rrggbb",
                            pattern=(r"#[0-9a-fA-F]{6}", "a colour like '#000000'"))
     debug: bool = _key(False, "start with the debug overlay shown")
-    max_fps: int = _key(60, "redraws per second of `preview` and `record` (the kiosk redraws per camera frame)", min=1, max=500)
+    max_fps: int = _key(60, "redraws per second of `preview` and `record` (the kiosk redraws per camera frame)",
+                        min=1, max=500)
 
 
 @dataclass
@@ -130,17 +134,21 @@ class WarpConfig:
     """The default precompute engine: warp the painting's own pixels."""
 
     head_follow: float = _key(0.15, "fraction of the gaze turn the head follows (0: eyes only)", min=0, max=1)
-    iris_travel: float = _key(0.8, "how far the iris may travel toward the eye corner (fraction of the free room)", min=0.05, max=1)
+    iris_travel: float = _key(0.8, "how far the iris may travel toward the eye corner (fraction of the free room)",
+                              min=0.05, max=1)
 
 
 @dataclass
 class FommConfig:
     """The original method: First Order Motion Model driven by a gaze video."""
 
-    blend_slope: float = _key(0.06, "sigmoid slope s of the blend alpha, per pixel of a 512-pixel patch", min=0.001, max=10)
-    blend_inflection: float = _key(180.0, "sigmoid inflection k, pixels from the centre of a 512-pixel patch", min=1, max=256)
+    blend_slope: float = _key(0.06, "sigmoid slope s of the blend alpha, per pixel of a 512-pixel patch",
+                              min=0.001, max=10)
+    blend_inflection: float = _key(180.0, "sigmoid inflection k, pixels from the centre of a 512-pixel patch",
+                                   min=1, max=256)
     runtime: str = _key("onnxruntime", "run the network with", choices=("onnxruntime", "torch"))
-    record_sweep_s: float = _key(8.0, "seconds the dot of `monalisa record` takes to cross the screen once", min=1, max=120)
+    record_sweep_s: float = _key(8.0, "seconds the dot of `monalisa record` takes to cross the screen once",
+                                 min=1, max=120)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import errno
 import os
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 # One window at a time: interleaved windows in two threads could leave fd 2 on /dev/null for good.
 _LOCK = threading.RLock()

@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 from monalisa.errors import ImageError, PrecomputeError
-from monalisa.mp_quiet import quiet_stderr
 from monalisa.images import read_image
+from monalisa.mp_quiet import quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class FaceMeshSession:
             mesh, self._mesh = self._mesh, None
             mesh.close()
 
-    def __enter__(self) -> "FaceMeshSession":
+    def __enter__(self) -> FaceMeshSession:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -242,7 +242,7 @@ def _refine(mesh: FaceMeshSession, image: np.ndarray, rough: np.ndarray) -> np.n
 def _face_from_landmarks(points: np.ndarray) -> FaceGeometry:
     """Build the geometry of one face from its 478 FaceMesh landmarks."""
     eyes = []
-    for corners, upper, lower, iris_center, iris_rim in _SUBJECT_EYES:
+    for _corners, upper, lower, iris_center, iris_rim in _SUBJECT_EYES:
         center = points[iris_center]
         radius = float(np.linalg.norm(points[list(iris_rim)] - center, axis=1).mean())
         eyes.append(_eye(center, radius, points[list(upper)], points[list(lower)]))

@@ -15,7 +15,7 @@ fold-free as long as the iris stays inside the opening; the travel is clamped to
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -14,9 +14,10 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -197,7 +198,8 @@ class WebcamSource(ClosingSource):
         if target is None:
             raise ConfigError(f"config: [camera] source {config.source!r} is not a camera index or /dev path")
         if config.fourcc and len(config.fourcc) != 4:
-            raise ConfigError(f"config: [camera] fourcc must be 4 characters like 'MJPG' or empty, got {config.fourcc!r}")
+            raise ConfigError(f"config: [camera] fourcc must be 4 characters like 'MJPG'"
+                              f" or empty, got {config.fourcc!r}")
         self.config = config
         self.target = target
         self._factory = capture_factory or open_opencv_camera
@@ -246,7 +248,8 @@ class WebcamSource(ClosingSource):
         """Block until a frame newer than the last returned one exists, or timeout; True if so."""
         with self._changed:
             return self._changed.wait_for(
-                lambda: self._stop.is_set() or (self._latest is not None and self._latest.index != self._returned_index),
+                lambda: self._stop.is_set()
+                or (self._latest is not None and self._latest.index != self._returned_index),
                 timeout) and not self._stop.is_set()
 
     def close(self) -> None:
@@ -257,7 +260,8 @@ class WebcamSource(ClosingSource):
         if self._thread is not None:
             self._thread.join(timeout=self.config.read_timeout_s + 1.0)
             if self._thread.is_alive():
-                log.warning("camera %s: capture thread still blocked in the driver; it releases the camera when it returns",
+                log.warning("camera %s: capture thread still blocked in the driver;"
+                            " it releases the camera when it returns",
                             self.target)
         self._set_worker_state(ENDED, "closed")
 
@@ -345,7 +349,8 @@ class WebcamSource(ClosingSource):
             self._device = device_node(target)
             return capture
         reason = "device missing" if not self._present(self.target) else "open failed"
-        self._set_worker_state(LOST, f"{reason}; retrying every {self.config.reopen_min_s:g}-{self.config.reopen_max_s:g} s")
+        self._set_worker_state(LOST, f"{reason}"
+                                     f"; retrying every {self.config.reopen_min_s:g}-{self.config.reopen_max_s:g} s")
         return None
 
     def _configure(self, capture: Capture) -> None:

@@ -67,7 +67,10 @@ class FaceDetector(Protocol):
 
 
 class BlazeFaceDetector:
-    """MediaPipe's BlazeFace: one long-lived model; call detect() from one thread only (MediaPipe graphs are not thread-safe)."""
+    """MediaPipe's BlazeFace: one long-lived model; call detect() from one thread only.
+
+    MediaPipe graphs are not thread-safe.
+    """
 
     def __init__(self, config: DetectorConfig):
         self.config = config
@@ -115,7 +118,7 @@ class BlazeFaceDetector:
             self._closed = True
             self._model.close()
 
-    def __enter__(self) -> "BlazeFaceDetector":
+    def __enter__(self) -> BlazeFaceDetector:
         return self
 
     def __exit__(self, *exc_info) -> None:

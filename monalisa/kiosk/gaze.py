@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from monalisa.config import GazeConfig
 

@@ -16,15 +16,16 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from monalisa.config import Config
 from monalisa.kiosk.gaze import CellSelector, Mapping, make_mapping
+from monalisa.kiosk.viewer import ViewerTracker
 from monalisa.ops.health import FpsMeter
 from monalisa.pool.format import Pool
-from monalisa.kiosk.viewer import ViewerTracker
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import logging
 import time
 
 from monalisa.config import RenderConfig
+from monalisa.kiosk.render import Cell, DebugInfo, Renderer
 from monalisa.ops.health import FpsMeter
 from monalisa.pool.format import Pool
-from monalisa.kiosk.render import Cell, DebugInfo, Renderer
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ All positions are normalized 0..1 camera coordinates, not mirrored.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from monalisa.config import ViewerConfig
 from monalisa.kiosk.detector import Face

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monalisa.kiosk.loop import STAGES, FrameRecord, open_kiosk
 from monalisa.config import Config
 from monalisa.errors import MonalisaError, UsageError
+from monalisa.kiosk.loop import STAGES, FrameRecord, open_kiosk
 from monalisa.pool.format import Pool
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -168,8 +168,8 @@ def check_models() -> list[Row]:
 
 def _test_image() -> tuple[np.ndarray, bool]:
     """The built-in portrait (a real face) when available, else a generated gradient; (image, has_face)."""
-    from monalisa.pool.builtin import builtin_portrait_path
     from monalisa.images import read_image
+    from monalisa.pool.builtin import builtin_portrait_path
 
     try:
         return read_image(builtin_portrait_path()), True

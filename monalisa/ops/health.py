@@ -1,4 +1,5 @@
-"""The health line: every ``[log] health_interval_s`` (default a minute) one log line with fps, latency, memory and camera state.
+"""The health line: every ``[log] health_interval_s`` (default a minute) one log line with fps,
+latency, memory and camera state.
 
 An operator reading ``journalctl`` after a week should see at a glance whether the kiosk
 kept up (fps), stayed responsive (latency, longest gap between frames) and did not leak
@@ -13,8 +14,9 @@ import logging
 import os
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 STATM = Path("/proc/self/statm")
 STALL_WARN_S = 1.0  # a longer gap between frames makes the health line a WARNING

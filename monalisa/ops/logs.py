@@ -13,8 +13,9 @@ import logging
 import logging.handlers
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, TextIO
+from typing import TextIO
 
 from monalisa.config import LogConfig
 from monalisa.errors import ConfigError

@@ -15,9 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Callable, Mapping
 
 from monalisa.atomic import write_file
 from monalisa.errors import MonalisaError
@@ -47,7 +47,7 @@ class SystemdNotifier:
         self._sock: socket.socket | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "SystemdNotifier":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SystemdNotifier:
         """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` (os.environ by default)."""
         env = os.environ if env is None else env
         watchdog_usec = None

@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -205,7 +206,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
                           f"{len(pitches)}x{len(yaws)} grid needs each of {len(expected)} exactly once")
     engine = _get(data, "engine", dict, "", path)
     return Manifest(
-        portrait_file=_inside(_get(portrait, "file", str, "portrait.", path), "portrait.file", path), width=width, height=height,
+        portrait_file=_inside(_get(portrait, "file", str, "portrait.", path), "portrait.file", path),
+        width=width, height=height,
         portrait_sha256=_get(portrait, "sha256", str, "portrait.", path), patch=patch,
         yaws=yaws, pitches=pitches, frames=tuple(sorted(frames, key=lambda f: (f.row, f.col))),
         engine=_get(engine, "name", str, "engine.", path), engine_params=dict(engine.get("params", {})),
@@ -280,7 +282,7 @@ class PoolWriter:
         self.tmp: Path | None = None
         self._writing: AbstractContextManager[PoolWriter] | None = None
 
-    def __enter__(self) -> "PoolWriter":
+    def __enter__(self) -> PoolWriter:
         self._writing = self._write()
         return self._writing.__enter__()
 
@@ -289,7 +291,7 @@ class PoolWriter:
         return self._writing.__exit__(exc_type, exc, tb)
 
     @contextmanager
-    def _write(self) -> Iterator["PoolWriter"]:
+    def _write(self) -> Iterator[PoolWriter]:
         with staged_dir(self.out, PoolError) as tmp:
             self.tmp = tmp
             try:
@@ -319,7 +321,7 @@ class PoolWriter:
             portrait_file=PORTRAIT_FILE, width=width, height=height, patch=self.patch,
             yaws=tuple(self.yaws), pitches=tuple(self.pitches),
             frames=tuple(sorted(self.frames, key=lambda f: (f.row, f.col))),
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **self.meta)
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), **self.meta)
         text = json.dumps(manifest.to_json(), indent=1)
         parse_manifest(json.loads(text), self.tmp / MANIFEST)  # never publish a pool we can't read
         (self.tmp / MANIFEST).write_text(text, encoding="utf-8")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
-from monalisa.kiosk.camera import ENDED, FROZEN, LOST, OK, STALLED, STARTING, ClosingSource, Frame, FrameSource
 from monalisa.errors import ConfigError
+from monalisa.kiosk.camera import ENDED, FROZEN, LOST, OK, STALLED, STARTING, ClosingSource, Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ class FaultInjectingSource(ClosingSource):
     def _set_state(self, state: str, fault: Fault | None) -> None:
         if state != self._state:
             self._state = state
-            what = f" (injected {fault.kind} for frames {fault.start}-{fault.start + fault.frames - 1})" if fault else ""
+            what = (f" (injected {fault.kind} for frames {fault.start}-{fault.start + fault.frames - 1})"
+                    if fault else "")
             log.info("camera %s%s", state, what)
 
     def wait(self, timeout: float) -> bool:

@@ -17,9 +17,9 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -78,7 +78,7 @@ class GroundTruth:
         write_file(path, json.dumps(asdict(self)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "GroundTruth":
+    def load(cls, path: str | Path) -> GroundTruth:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         frames = [[TrueFace(tuple(f["left_eye"]), tuple(f["right_eye"]), f["eye_distance_px"]) for f in faces]
                   for faces in data["frames"]]
@@ -275,7 +275,8 @@ def render_video(path: str | Path, seconds: float, actors: list[Actor], fps: flo
                             "the astronaut needs scikit-image)")
     rng = np.random.default_rng(seed)
     backdrop = background(size, rng)
-    grain = [rng.normal(0, noise, (size[1], size[0], 3)).astype(np.int16) for _ in range(NOISE_FRAMES)] if noise > 0 else []
+    grain = [rng.normal(0, noise, (size[1], size[0], 3)).astype(np.int16)
+             for _ in range(NOISE_FRAMES)] if noise > 0 else []
     truth = GroundTruth(fps, size[0], size[1], [])
 
     def write_video(temporary: Path) -> None:

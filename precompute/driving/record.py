@@ -29,8 +29,8 @@ import numpy as np
 from monalisa.atomic import write_file
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError, UsageError
-from precompute.driving.gazefile import GAZE_FORMAT, gaze_json_path
 from monalisa.kiosk.render import require_a_screen
+from precompute.driving.gazefile import GAZE_FORMAT, gaze_json_path
 
 log = logging.getLogger(__name__)
 

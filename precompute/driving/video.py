@@ -1,7 +1,8 @@
 """The driving video of the FOMM engine: read it, find the driver's gaze, choose one frame per cell.
 
 A driving video is the user following a dot across the screen (``monalisa record``), optionally
-with its JSON beside it (``gaze.mp4`` -> ``gaze.json``) giving the dot's position for every frame. Every frame gets a gaze
+with its JSON beside it (``gaze.mp4`` -> ``gaze.json``) giving the dot's position for every frame.
+Every frame gets a gaze
 value as a pair of fractions (yaw, pitch) in [-1, 1] in the *portrait's* convention: yaw -1 makes
 the portrait look toward the screen's left edge, pitch +1 up. Frames come from the recording's
 dot positions when the JSON is present, otherwise from the driver's irises (FaceMesh). For each
@@ -19,9 +20,10 @@ import functools
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np

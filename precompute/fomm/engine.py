@@ -12,16 +12,17 @@ upscaled to the head's size in the painting and blended in with a 2D sigmoid alp
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
 from monalisa.config import FommConfig
 from monalisa.pool.geometry import Rect, nearest_index
-from precompute.fomm.blend import composite, sigmoid_alpha
 from precompute.driving.video import CROP_SIZE, Square, crop_square, head_square, load_driving
+from precompute.fomm.blend import composite, sigmoid_alpha
 from precompute.fomm.errors import FommError, import_onnxruntime, import_torch
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ import pytest
 
 from monalisa.cli import main
 from monalisa.config import load_config
-
 from monalisa.testing.pools import write_pool
 
 
@@ -66,9 +65,8 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, capsys):
 
 
 def test_repo_config_toml_documents_every_key():
-    from pathlib import Path
-
     import dataclasses
+    from pathlib import Path
 
     from monalisa.config import Config
 

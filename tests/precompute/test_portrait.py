@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from monalisa.errors import PrecomputeError
-from precompute.portrait import (MIN_EYE_WIDTH_PX, FaceGeometry, FaceMeshSession, faces_from_eye_points,
-                                 find_faces, load_portrait, parse_eye_points)
+from precompute.portrait import (
+    MIN_EYE_WIDTH_PX,
+    FaceGeometry,
+    FaceMeshSession,
+    faces_from_eye_points,
+    find_faces,
+    load_portrait,
+    parse_eye_points,
+)
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 

@@ -9,10 +9,20 @@ import cv2
 import numpy as np
 import pytest
 
-from monalisa.kiosk.camera import (CameraInfo, Frame, VideoFileSource, WebcamSource, device_node, is_uniform,
-                             list_cameras, open_source, parse_camera_target, same_image)
 from monalisa.config import CameraConfig
 from monalisa.errors import CameraError, ConfigError
+from monalisa.kiosk.camera import (
+    CameraInfo,
+    Frame,
+    VideoFileSource,
+    WebcamSource,
+    device_node,
+    is_uniform,
+    list_cameras,
+    open_source,
+    parse_camera_target,
+    same_image,
+)
 
 
 class FakeCamera:
@@ -30,7 +40,7 @@ class FakeCamera:
         self.generation = 0  # bumped on unplug: captures opened before stop working, like a dead fd
         self.counter = 0
         self.opens: list[tuple[float, object]] = []
-        self.captures: list["FakeCapture"] = []
+        self.captures: list[FakeCapture] = []
         self.lock = threading.Lock()
 
     def factory(self, target):

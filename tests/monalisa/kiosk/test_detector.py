@@ -6,11 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from monalisa.testing import synthetic
-from monalisa.kiosk.camera import VideoFileSource
 from monalisa.config import DetectorConfig
+from monalisa.kiosk.camera import VideoFileSource
 from monalisa.kiosk.detector import BlazeFaceDetector, Face
 from monalisa.mp_quiet import quiet_stderr
+from monalisa.testing import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,8 @@ def detector():
 
 
 def test_face_geometry():
-    face = Face(box=(0.4, 0.3, 0.2, 0.3), score=0.9, left_eye=(0.45, 0.40), right_eye=(0.55, 0.40), frame_size=(640, 480))
+    face = Face(box=(0.4, 0.3, 0.2, 0.3), score=0.9, left_eye=(0.45, 0.40),
+        right_eye=(0.55, 0.40), frame_size=(640, 480))
     assert face.eye_mid == pytest.approx((0.5, 0.4))
     assert face.eye_distance_px(640, 480) == pytest.approx(64.0)
     assert face.eye_distance == pytest.approx(0.1)  # fraction of the frame width
@@ -77,7 +78,8 @@ def test_two_faces_come_closest_first(tmp_path, heads, detector):
 
 
 def test_full_range_model_sees_a_small_far_face(tmp_path, heads):
-    truth = synthetic.walking_video(tmp_path / "far.avi", seconds=0.2, path_kind="still", eye_distance=0.05, heads=heads)
+    truth = synthetic.walking_video(tmp_path / "far.avi", seconds=0.2, path_kind="still",
+        eye_distance=0.05, heads=heads)
     with VideoFileSource(tmp_path / "far.avi", pace=False) as source:
         frame = source.read_latest()
     with BlazeFaceDetector(DetectorConfig(model="full")) as full:

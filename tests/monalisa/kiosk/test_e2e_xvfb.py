@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from monalisa.config import RenderConfig
+from monalisa.kiosk.render import Renderer
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
-from monalisa.kiosk.render import Renderer
 
 SCREEN = (480, 640)                 # Xvfb screen = the fullscreen window
 ROWS, COLS = 1, 7

@@ -79,7 +79,8 @@ def test_geometric_farther_viewer_same_offset_smaller_angle():
     # an offset fixed in mm: the same sideways distance subtends less from farther away
     u_near = 0.5 + 200 / 500 * F_PX / 640
     u_far = 0.5 + 200 / 2000 * F_PX / 640
-    assert abs(m.direction((u_far, 0.5), eye_px_at(2000), SIZE)[0]) < abs(m.direction((u_near, 0.5), eye_px_at(500), SIZE)[0])
+    assert (abs(m.direction((u_far, 0.5), eye_px_at(2000), SIZE)[0])
+            < abs(m.direction((u_near, 0.5), eye_px_at(500), SIZE)[0]))
 
 
 def test_geometric_camera_offset_shifts_the_direction():

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from monalisa.config import Config
+from monalisa.kiosk.camera import Frame
+from monalisa.kiosk.detector import Face
 from monalisa.kiosk.loop import Kiosk, KioskOptions, TraceWriter, build_parts, run_kiosk
 from monalisa.ops.bench import grid_pool
-from monalisa.kiosk.camera import Frame
-from monalisa.config import Config
-from monalisa.kiosk.detector import Face
 
 FRAME_S = 1 / 30
 COLS = 33
@@ -313,10 +313,10 @@ def test_run_kiosk_without_a_webcam_keeps_running(pool, caplog):
 
 
 def test_open_kiosk_closes_the_source_when_a_later_part_fails(pool, monkeypatch):
+    from monalisa.errors import MonalisaError
     from monalisa.kiosk import detector as detector_module
     from monalisa.kiosk.loop import open_kiosk
     from monalisa.testing.faults import SequenceSource
-    from monalisa.errors import MonalisaError
 
     def broken_detector(config):
         raise MonalisaError("face detector: cannot load")

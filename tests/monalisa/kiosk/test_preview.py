@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from monalisa.config import RenderConfig
-from monalisa.pool.format import PoolWriter, load_pool
-from monalisa.pool.geometry import Rect
 from monalisa.kiosk.preview import Preview, cell_at, run_preview
 from monalisa.kiosk.render import Renderer
+from monalisa.pool.format import PoolWriter, load_pool
+from monalisa.pool.geometry import Rect
 
 ROWS, COLS = 3, 5
 

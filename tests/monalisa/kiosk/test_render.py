@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from monalisa.config import RenderConfig
+from monalisa.kiosk.render import DebugInfo, DisplayError, Renderer, _scaled_patches, fit_rect, scale_image
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
-from monalisa.kiosk.render import DebugInfo, DisplayError, Renderer, _scaled_patches, fit_rect, scale_image
 
 ROWS, COLS = 3, 4
 PATCH = Rect(38, 52, 44, 30)

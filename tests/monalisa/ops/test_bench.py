@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from monalisa.ops.bench import BenchResult, format_report, grid_pool, measure, run_bench
 from monalisa.config import Config
 from monalisa.errors import MonalisaError, UsageError
+from monalisa.ops.bench import BenchResult, format_report, grid_pool, measure, run_bench
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monalisa.ops import doctor
-from monalisa.kiosk.camera import CameraInfo
 from monalisa.config import Config
+from monalisa.kiosk.camera import CameraInfo
+from monalisa.ops import doctor
 from monalisa.ops.doctor import FAIL, OK, WARN, Row, format_table, run_doctor
 from monalisa.pool.format import PoolWriter
 from monalisa.pool.geometry import Rect

@@ -96,7 +96,7 @@ def test_unwritable_log_file_is_a_config_error(tmp_path):
 
 
 def test_journal_lines_carry_their_priority_and_no_time(tmp_path):
-    from monalisa.ops.logs import JournalFormatter, JOURNAL_FORMAT, writes_to_journal
+    from monalisa.ops.logs import JOURNAL_FORMAT, JournalFormatter, writes_to_journal
 
     with open(tmp_path / "stream", "w") as stream:
         st = os.fstat(stream.fileno())
@@ -104,7 +104,8 @@ def test_journal_lines_carry_their_priority_and_no_time(tmp_path):
         assert not writes_to_journal(stream, {"JOURNAL_STREAM": "1:2"})
         assert not writes_to_journal(stream, {})
     record = logging.LogRecord("monalisa.kiosk.camera", logging.WARNING, __file__, 1, "camera lost\nretrying", (), None)
-    assert JournalFormatter(JOURNAL_FORMAT).format(record) == "<4>WARNING monalisa.kiosk.camera: camera lost\n<4>retrying"
+    assert JournalFormatter(JOURNAL_FORMAT).format(record) \
+        == "<4>WARNING monalisa.kiosk.camera: camera lost\n<4>retrying"
 
 
 def test_an_unusable_log_file_falls_back_to_stderr_with_one_warning(tmp_path, capsys):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monalisa.ops import service
 from monalisa.errors import MonalisaError
+from monalisa.ops import service
 from monalisa.ops.service import SystemdNotifier, install_service, render_unit
 
 

@@ -10,6 +10,7 @@ from monalisa.errors import PoolError
 from monalisa.pool.format import PoolWriter, load_pool, read_manifest
 from monalisa.testing.pools import PATCH, cell_patch, portrait_image, write_pool
 
+
 def test_round_trip(tmp_path):
     pool = load_pool(write_pool(tmp_path / "pool"))
     assert (pool.rows, pool.cols) == (2, 3)

@@ -8,7 +8,6 @@ from monalisa.errors import PoolError
 from monalisa.images import read_image
 from monalisa.pool.format import load_pool
 from monalisa.pool.views import contact_sheet, export_frames, sweep_frames, write_gif, write_sheet
-
 from monalisa.testing.pools import write_pool
 
 

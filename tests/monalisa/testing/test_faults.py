@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from monalisa.testing.faults import Fault, FaultInjectingSource, SequenceSource, parse_faults
 from monalisa.errors import ConfigError
+from monalisa.testing.faults import Fault, FaultInjectingSource, SequenceSource, parse_faults
 
 
 def numbered_images(count: int):

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from monalisa.kiosk import camera as camera_module
-from monalisa.kiosk.camera import Frame, VideoFileSource
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError, UsageError
+from monalisa.kiosk import camera as camera_module
+from monalisa.kiosk.camera import Frame, VideoFileSource
 from precompute.driving.gazefile import gaze_json_path
 from precompute.driving.record import Sweep, record_gaze
 

@@ -12,8 +12,19 @@ import pytest
 from monalisa.errors import PrecomputeError
 from precompute import portrait
 from precompute.driving import video as driving
-from precompute.driving.video import (Square, check_sweep, crop_square, find_driver, grid_targets, head_square,
-                                iter_frames, load_driving, measure_face, measure_video, select_frames)
+from precompute.driving.video import (
+    Square,
+    check_sweep,
+    crop_square,
+    find_driver,
+    grid_targets,
+    head_square,
+    iter_frames,
+    load_driving,
+    measure_face,
+    measure_video,
+    select_frames,
+)
 from precompute.portrait import faces_from_eye_points, load_portrait
 
 GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
