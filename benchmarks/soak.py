@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from monalisa.config import Config
     from monalisa.kiosk.loop import KioskOptions, run_kiosk
     from monalisa.ops.logs import setup_logging
-    from monalisa.pool.builtin import resolve_pool_path
+    from monalisa.pool.builtin import choose_pool
     from monalisa.pool.format import load_pool
 
     total_s = args.minutes * 60
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="monalisa-soak-") as tmp:
         video = Path(args.video) if args.video else make_video(Path(tmp), 20.0)
         config.camera.source, config.camera.loop, config.camera.pace = str(video), True, True
-        pool = load_pool(resolve_pool_path(args.pool, config.pool.path))
+        pool = load_pool(choose_pool(args.pool, config.pool.path)[0])
         trace = Path(tmp) / "trace.jsonl"
         sampler = RssSampler()
         sampler.start()

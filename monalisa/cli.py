@@ -3,70 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monalisa.cliargs import Parser, csv_floats, finite_float, positive_float, positive_int
 from monalisa.errors import MonalisaError, UsageError
 
 CONFIG_ENV = "MONALISA_CONFIG"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line (through main) instead of exiting.
-
-    Abbreviated flags are refused: `--pitch 10` must not silently mean `--pitch-steps 10`.
-    """
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-# ----------------------------------------------------------------------------- parsing
-
-def _csv_floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = (math.nan,)
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-    return values
-
-
-def _finite_float(text: str) -> float:
-    """An argparse type: a float that is not nan or inf (they pass every range check)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    return value
-
-
-def _positive(kind: type, what: str):
-    """An argparse type: ``kind(text)`` that must be > 0, else a one-line usage error."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _positive(int, "a whole number >= 1")
-_positive_float = _positive(float, "a number > 0")
 
 
 def _command(sub, name: str, summary: str, description: str, parents=()) -> argparse.ArgumentParser:
@@ -80,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"config file (default: ${CONFIG_ENV}, else ~/.config/monalisa/config.toml if present)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
-    parser = _Parser(prog="monalisa", description="A portrait whose eyes follow the person looking at it.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    parser = Parser(prog="monalisa", description="A portrait whose eyes follow the person looking at it.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
     run = _command(sub, "run", "start the kiosk", "Watch the room through the camera and show the frame "
                    "of the pool that looks at the viewer.", [common])
@@ -96,15 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="geometric: eye contact (default); linear: camera x picks the column")
     run.add_argument("--debug", action="store_true", default=None, help="start with the debug overlay (key d)")
     run.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), for tests and servers")
-    run.add_argument("--max-seconds", type=_positive_float, metavar="S", help="stop after S seconds")
-    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N camera frames")
+    run.add_argument("--max-seconds", type=positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N camera frames")
     run.add_argument("--trace", type=Path, metavar="FILE", help="write one JSON line per processed camera frame")
 
     bench = _command(sub, "bench", "measure the loop's latency on a video",
                      "Run the kiosk loop headless on a video as fast as it goes; print per-stage latency "
                      "percentiles and throughput.", [common])
     bench.add_argument("--camera", metavar="FILE", help="video file (default: a generated one of a face walking)")
-    bench.add_argument("--frames", type=_positive_int, metavar="N", help="process at most N frames")
+    bench.add_argument("--frames", type=positive_int, metavar="N", help="process at most N frames")
 
     preview = _command(sub, "preview", "show a pool, driven by the mouse",
                        "The kiosk's renderer with the mouse in place of the viewer: move it across the "
@@ -112,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("pool", metavar="POOL", help="pool directory")
     preview.add_argument("--fullscreen", action="store_true", default=None, help="fullscreen")
     preview.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)
-    preview.add_argument("--max-seconds", type=_positive_float, help=argparse.SUPPRESS)
+    preview.add_argument("--max-seconds", type=positive_float, help=argparse.SUPPRESS)
 
     pre = _command(sub, "precompute", "make a pool from a portrait",
                    "Turn a portrait's gaze toward a grid of directions and write the frame pool, "
@@ -123,16 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="warp: warp the painting itself, no weights (default); fomm: the original method")
     pre.add_argument("--yaw-steps", type=int, default=33, metavar="N", help="columns, left to right (default 33)")
     pre.add_argument("--pitch-steps", type=int, default=1, metavar="N", help="rows, top to bottom (default 1)")
-    pre.add_argument("--max-yaw", type=_finite_float, default=30.0, metavar="DEG",
+    pre.add_argument("--max-yaw", type=finite_float, default=30.0, metavar="DEG",
         help="degrees to each side (default 30)")
-    pre.add_argument("--max-pitch", type=_finite_float, default=15.0, metavar="DEG",
+    pre.add_argument("--max-pitch", type=finite_float, default=15.0, metavar="DEG",
         help="degrees up and down (default 15)")
     pre.add_argument("--faces", default="all", help="all (default), largest, or the N largest")
-    pre.add_argument("--eyes", type=_csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
+    pre.add_argument("--eyes", type=csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
                      help="eye centres in pixels (and iris radius), one set per face, repeated for each face; "
                      "they replace FaceMesh detection for the whole portrait (not only when no face is "
                      "found) and cannot be combined with --faces")
-    pre.add_argument("--head-follow", type=_finite_float, metavar="F",
+    pre.add_argument("--head-follow", type=finite_float, metavar="F",
         help="fraction of the turn the head follows ([warp] head_follow)")
     pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
     pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
@@ -140,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
 
     pool = _command(sub, "pool", "inspect or export a pool", "Inspect, export and preview pools.")
-    pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=_Parser, metavar="ACTION")
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=Parser, metavar="ACTION")
     info = _command(pool_sub, "info", "summary of a pool", "Check a pool and print its summary.", [common])
     export = _command(pool_sub, "export", "every composited frame as PNG",
                       "Write every frame exactly as the kiosk shows it: frame_000.png, ... row by row, "
@@ -154,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         if out_help:
             action.add_argument("--out", type=Path, required=True, metavar="PATH", help=out_help)
     gif.add_argument("--full", action="store_true", help="whole frames instead of the face")
-    gif.add_argument("--width", type=_positive_int, default=360, metavar="PX", help="width in pixels (default 360)")
+    gif.add_argument("--width", type=positive_int, default=360, metavar="PX", help="width in pixels (default 360)")
 
     record = _command(sub, "record", "record a gaze video for the FOMM engine",
                       "Follow a dot with your eyes while the camera records; saves VIDEO and its dot "
                       "positions as JSON beside it. Esc cancels and saves nothing.", [common])
     record.add_argument("--out", type=Path, required=True, metavar="VIDEO", help="video to write (e.g. gaze.mp4)")
-    record.add_argument("--pitch-steps", type=_positive_int, default=1, metavar="N",
+    record.add_argument("--pitch-steps", type=positive_int, default=1, metavar="N",
         help="rows the dot sweeps (default 1)")
     record.add_argument("--camera", help="camera index, /dev/video path or video file ([camera] source)")
 
@@ -177,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the unit only (no systemctl) and print the commands that enable it")
 
     config = _command(sub, "config", "configuration", "Configuration commands.")
-    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser, metavar="ACTION")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=Parser, metavar="ACTION")
     _command(config_sub, "show", "print the effective config",
              "Print the effective config (file, then flags) as commented TOML.", [common])
     return parser
@@ -227,14 +173,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def cmd_run(args, config) -> int:
     """Load the pool (building the built-in one on first use) and run the kiosk loop."""
     from monalisa.kiosk.loop import KioskOptions, run_kiosk
-    from monalisa.pool.builtin import resolve_pool_path
+    from monalisa.pool.builtin import choose_pool
     from monalisa.pool.format import load_pool
 
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     if args.trace is not None:
         _check_writable("--trace", args.trace)  # before the window opens, not mid-run
-    pool = load_pool(resolve_pool_path(args.pool, config.pool.path, progress=sys.stderr.isatty()))
+    pool = load_pool(choose_pool(args.pool, config.pool.path, progress=sys.stderr.isatty())[0])
     options = KioskOptions(pool=pool, headless=args.headless, max_seconds=args.max_seconds,
                            max_frames=args.max_frames, trace=args.trace)
     return run_kiosk(config, options)

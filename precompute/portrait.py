@@ -265,17 +265,6 @@ def _eye(center: Sequence[float], radius: float, lid_a: np.ndarray, lid_b: np.nd
 
 # ----------------------------------------------------------------------------- eye points
 
-def parse_eye_points(text: str) -> tuple[float, ...]:
-    """Parse the ``--eyes`` value "LX,LY,RX,RY[,R]" into 4 or 5 numbers."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) not in (4, 5):
-        raise PrecomputeError(f"--eyes must be LX,LY,RX,RY or LX,LY,RX,RY,R in pixels, got {text!r}")
-    return values
-
-
 def faces_from_eye_points(image: np.ndarray,
                           points: Sequence[float] | Sequence[Sequence[float]]) -> list[FaceGeometry]:
     """Faces from hand-given eye centres: LX,LY,RX,RY[,R] pixels, or a list of those (one per face).

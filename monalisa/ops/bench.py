@@ -181,10 +181,10 @@ def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: flo
 
 def bench_pool(config: Config) -> Pool:
     """The pool the kiosk would show: ``[pool] path``, else the built-in one."""
-    from monalisa.pool.builtin import resolve_pool_path
+    from monalisa.pool.builtin import choose_pool
     from monalisa.pool.format import load_pool
 
-    return load_pool(resolve_pool_path(None, config.pool.path))
+    return load_pool(choose_pool(None, config.pool.path)[0])
 
 
 def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 
 from monalisa.config import CameraConfig, Config, DetectorConfig, LogConfig, PoolConfig, RenderConfig
 from monalisa.errors import MonalisaError
+from monalisa.pool.builtin import choose_pool
 
 log = logging.getLogger(__name__)
 
@@ -282,22 +283,11 @@ def check_display(config: RenderConfig) -> list[Row]:
     return [Row("display", OK, f"driver {driver}: {count} display(s): {listed}; using {config.display}")]
 
 
-def pool_choice(config: PoolConfig, explicit: str | None = None) -> tuple[Path, str]:
-    """The pool `run` would show and why: (--pool, else [pool] path, else the built-in one, unbuilt)."""
-    from monalisa.pool.builtin import builtin_pool_path
-
-    if explicit:
-        return Path(explicit).expanduser().absolute(), "--pool"
-    if config.path:
-        return Path(config.path).expanduser().absolute(), "[pool] path"
-    return builtin_pool_path(build=False), "built-in"
-
-
 def check_pool(config: PoolConfig, explicit: str | None = None, name: str = "pool") -> list[Row]:
     """The pool the kiosk would show (--pool, [pool] path, or the cached built-in one) loads and validates."""
     from monalisa.pool.format import MANIFEST, load_pool
 
-    path, source = pool_choice(config, explicit)
+    path, source = choose_pool(explicit, config.path, build=False)
     if source == "built-in":
         name = f"{name} (built-in)"
         if not (path / MANIFEST).is_file():
@@ -355,7 +345,7 @@ def check_service_pool(checked: Path) -> list[Row]:
                         "fix that config file, then systemctl --user restart monalisa")]
     elif not pool_arg:
         return []  # the service reads the same default config as this doctor run
-    path, _ = pool_choice(config, pool_arg)
+    path, _ = choose_pool(pool_arg, config.path, build=False)
     if path == checked:
         return []
     return [Row(r.check, r.status, f"{r.detail} (from the installed unit's ExecStart)", r.fix)
@@ -469,7 +459,7 @@ def collect(config: Config, config_path: Path | None, pool: str | None = None) -
         ("cameras", lambda: check_cameras(config.camera)),
         ("display", lambda: check_display(config.render)),
         ("pool", lambda: check_pool(config.pool, pool)),
-        ("pool (service)", lambda: check_service_pool(pool_choice(config.pool, pool)[0])),
+        ("pool (service)", lambda: check_service_pool(choose_pool(pool, config.pool.path, build=False)[0])),
         ("log file", lambda: check_log_file(config.log)),
         ("service", check_service),
         ("screen blanking", check_blanking),

@@ -32,10 +32,17 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("monalisa")) / "pools"
 
 
-def resolve_pool_path(explicit: str | None, configured: str, progress: bool = False) -> Path:
-    """The pool to show: the --pool flag, else ``[pool] path``, else the built-in pool (built if needed)."""
-    chosen = explicit or configured
-    return Path(chosen).expanduser() if chosen else builtin_pool_path(progress=progress)
+def choose_pool(explicit: str | None, configured: str, build: bool = True,
+                progress: bool = False) -> tuple[Path, str]:
+    """The pool to show and why: the --pool flag, else ``[pool] path``, else the built-in pool.
+
+    The built-in one is built on first use unless ``build`` is false (doctor only looks).
+    """
+    if explicit:
+        return Path(explicit).expanduser().absolute(), "--pool"
+    if configured:
+        return Path(configured).expanduser().absolute(), "[pool] path"
+    return builtin_pool_path(build=build, progress=progress), "built-in"
 
 
 def builtin_pool_path(build: bool = True, progress: bool = True) -> Path:

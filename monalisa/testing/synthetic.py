@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from monalisa.atomic import write_file
+from monalisa.cliargs import Parser, positive_float
 from monalisa.errors import CameraError, MonalisaError, UsageError
 
 PATH_KINDS = ("walk", "still", "walk_then_still")
@@ -331,13 +332,6 @@ def empty_video(path: str | Path, seconds: float = 3.0, fps: float = 30, size: t
     return render_video(path, seconds, [], fps, size, seed, noise, heads={})
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are UsageErrors (one line, exit 2) instead of a usage dump and SystemExit."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
 def _size(text: str) -> tuple[int, int]:
     """--size WIDTHxHEIGHT, both whole numbers >= MIN_SIDE."""
     parts = text.lower().split("x")
@@ -347,23 +341,13 @@ def _size(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: write a generated video and its ground truth."""
-    parser = _Parser(prog="python -m monalisa.testing.synthetic", description=main.__doc__, allow_abbrev=False)
+    parser = Parser(prog="python -m monalisa.testing.synthetic", description=main.__doc__)
     parser.add_argument("output", help="video to write (.avi: MJPG, .mp4: mp4v)")
     parser.add_argument("--kind", default="walk", choices=(*PATH_KINDS, "two_faces", "empty"))
-    parser.add_argument("--seconds", type=_positive_float, default=5.0)
-    parser.add_argument("--fps", type=_positive_float, default=30.0)
+    parser.add_argument("--seconds", type=positive_float, default=5.0)
+    parser.add_argument("--fps", type=positive_float, default=30.0)
     parser.add_argument("--size", type=_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--seed", type=int, default=0)
     try:

@@ -15,7 +15,6 @@ from precompute.portrait import (
     faces_from_eye_points,
     find_faces,
     load_portrait,
-    parse_eye_points,
 )
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -152,14 +151,6 @@ def test_eye_points_outside_the_image_are_an_error(points):
 def test_eye_points_too_close_together_name_the_minimum():
     with pytest.raises(PrecomputeError, match=f"at least {MIN_EYE_WIDTH_PX:.0f} px"):
         faces_from_eye_points(np.zeros((200, 300, 3), np.uint8), (100, 100, 120, 100))
-
-
-def test_parse_eye_points():
-    assert parse_eye_points("1,2,3,4") == (1, 2, 3, 4)
-    assert parse_eye_points("1,2,3,4,5.5") == (1, 2, 3, 4, 5.5)
-    for bad in ("1,2,3", "a,b,c,d", "1,2,3,4,5,6"):
-        with pytest.raises(PrecomputeError, match="LX,LY,RX,RY"):
-            parse_eye_points(bad)
 
 
 def test_a_gif_portrait_says_gif_is_not_supported(tmp_path):

@@ -25,7 +25,7 @@ from monalisa.pool.geometry import Rect
 
 SCREEN = (480, 640)                 # Xvfb screen = the fullscreen window
 ROWS, COLS = 1, 7
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")
 
