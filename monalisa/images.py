@@ -1,12 +1,14 @@
 """Image and file I/O shared by the pool format, the offline stage and tools: RGB read/write, file hashes.
 
-Kept apart from ``pool.py`` so that readers of portraits and checkpoints need not import the pool format.
+Kept apart from the pool format so that readers of portraits and checkpoints need not import the pool format.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,7 @@ import numpy as np
 
 from monalisa.errors import ImageError
 
+OPENCV_LOG_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR (the Python binding has no name for it)
 READABLE = ("PNG", "JPEG", "WebP", "TIFF", "BMP", "PPM/PGM", "JPEG 2000")  # what cv2.imdecode reads here
 _PIL_READABLE = {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "DIB", "PPM", "JPEG2000"}  # same, in PIL's names
 
@@ -28,13 +31,25 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise _fail(path, f"cannot read file ({exc.strerror or exc})") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    with _opencv_errors_only():
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         kind = _unsupported_kind(path)
         if kind:
             raise _fail(path, f"{kind} is not supported; use {', '.join(READABLE)}")
         raise _fail(path, "not a readable image (corrupt or truncated?)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@contextmanager
+def _opencv_errors_only() -> Iterator[None]:
+    """Keep OpenCV's own warnings (``[ WARN ] grfmt_png ... incomplete``) off stderr: the caller reports."""
+    previous = cv2.getLogLevel()
+    cv2.setLogLevel(OPENCV_LOG_ERROR)
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(previous)
 
 
 def _unsupported_kind(path: Path) -> str | None:

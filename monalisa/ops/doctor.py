@@ -421,7 +421,10 @@ def _systemctl_answer(verb: str) -> str | None:
 def check_blanking() -> list[Row]:
     """The screen will not blank or power down after a few idle minutes (no keyboard in a gallery)."""
     fix = "xset s off -dpms s noblank (autostart it; see docs/operations.md)"
-    if os.environ.get("DISPLAY") and shutil.which("xset"):
+    if os.environ.get("DISPLAY") and not shutil.which("xset"):
+        return [Row("screen blanking", SKIP, "xset is not installed, so the X screen saver cannot be checked",
+                    "apt-get install x11-xserver-utils")]
+    if os.environ.get("DISPLAY"):
         result = subprocess.run(["xset", "q"], capture_output=True, text=True, timeout=5)
         if result.returncode != 0:
             return [Row("screen blanking", SKIP, f"xset q failed: {result.stderr.strip()[:80]}")]
@@ -439,7 +442,7 @@ def check_blanking() -> list[Row]:
             return [Row("screen blanking", WARN, f"the console blanks after {seconds} s",
                         "add consoleblank=0 to the kernel command line (see docs/operations.md)")]
         return [Row("screen blanking", OK, "console blanking off")]
-    return [Row("screen blanking", SKIP, "no X display to ask (DISPLAY unset or xset missing)")]
+    return [Row("screen blanking", SKIP, "no X display to ask (DISPLAY unset)")]
 
 
 # ----------------------------------------------------------------------------- running

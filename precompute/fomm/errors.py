@@ -7,7 +7,7 @@ class FommError(MonalisaError):
     """A FOMM checkpoint, cache or runtime problem (missing file, wrong layout, missing extra)."""
 
 
-INSTALL_HINT = "pip install 'monalisa[fomm]'"
+INSTALL_HINT = "pip install torch==2.13.0 (the CPU build, first), then pip install -e '.[fomm]' (see DEVELOPERS.md)"
 
 
 def import_torch():

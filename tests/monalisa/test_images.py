@@ -21,3 +21,11 @@ def test_round_trip_and_unknown_suffix(tmp_path):
     assert len(sha256_file(tmp_path / "a.png")) == 64
     with pytest.raises(ImageError, match=r"a\.txt: cannot write an image of this type"):
         write_image(tmp_path / "a.txt", image)
+
+
+def test_a_truncated_png_is_one_error_and_no_opencv_warning(tmp_path, capfd):
+    write_image(tmp_path / "whole.png", np.zeros((50, 50, 3), np.uint8))
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:60])
+    with pytest.raises(ImageError, match=r"cut\.png: not a readable image"):
+        read_image(tmp_path / "cut.png")
+    assert capfd.readouterr().err == ""

@@ -256,3 +256,11 @@ def test_log_file_under_proc_fails_even_for_root():
     config = Config().log
     config.file = "/proc/monalisa-nope/kiosk.log"  # os.access says yes for root, mkdir says no
     assert doctor.check_log_file(config)[0].status == FAIL
+
+
+def test_blanking_names_xset_when_only_xset_is_missing(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    (row,) = doctor.check_blanking()
+    assert "xset is not installed" in row.detail and "DISPLAY" not in row.detail
+    assert "x11-xserver-utils" in row.fix
