@@ -164,7 +164,8 @@ def test_unknown_runtime_is_reported(checkpoint):
 @pytest.mark.parametrize("importer, module", [(import_torch, "torch"), (import_onnxruntime, "onnxruntime")])
 def test_missing_runtime_package_names_the_extra(monkeypatch, importer, module):
     monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(FommError, match=r"pip install torch==2\.13\.0 \(the CPU build, first\), then pip install -e '\.\[fomm\]'"):
+    hint = r"pip install torch==2\.13\.0 \(the CPU build, first\), then pip install -e '\.\[fomm\]'"
+    with pytest.raises(FommError, match=hint):
         importer()
 
 
