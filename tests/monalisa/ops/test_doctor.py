@@ -9,7 +9,7 @@ import pytest
 
 from monalisa.config import Config
 from monalisa.kiosk.camera import CameraInfo
-from monalisa.ops import doctor
+from monalisa.ops import checks, doctor
 from monalisa.ops.doctor import FAIL, OK, WARN, Row, format_table, run_doctor
 from monalisa.pool.format import PoolWriter
 from monalisa.pool.geometry import Rect
@@ -33,8 +33,8 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.setattr(doctor, "_list_cameras", lambda: [WEBCAM])
-    monkeypatch.setattr(doctor, "_systemctl_answer", lambda verb: None)  # no user systemd to ask
+    monkeypatch.setattr(checks, "_list_cameras", lambda: [WEBCAM])
+    monkeypatch.setattr(checks, "systemctl_answer", lambda verb: None)  # no user systemd to ask
     return tmp_path
 
 
@@ -80,7 +80,7 @@ def quick(monkeypatch):
 
 
 def test_no_camera_is_a_failure(env, quick, monkeypatch):
-    monkeypatch.setattr(doctor, "_list_cameras", lambda: [])
+    monkeypatch.setattr(checks, "_list_cameras", lambda: [])
     rows = doctor.collect(Config(), None)
     (cameras,) = rows_named(rows, "cameras")
     assert cameras.status == FAIL and "video group" in cameras.fix
@@ -93,13 +93,13 @@ def test_configured_camera_must_be_present_and_readable(env, quick, monkeypatch)
     config.camera.source = "/dev/v4l/by-id/usb-Nope-video-index0"
     (row,) = rows_named(doctor.collect(config, None), "configured camera")
     assert row.status == FAIL and "present: /dev/video0" in row.detail
-    monkeypatch.setattr(doctor, "_list_cameras", lambda: [CameraInfo("/dev/video0", "", 0, 0, 0.0, False)])
+    monkeypatch.setattr(checks, "_list_cameras", lambda: [CameraInfo("/dev/video0", "", 0, 0, 0.0, False)])
     config.camera.source = "0"
     rows = doctor.collect(config, None)
     assert rows_named(rows, "camera")[0].status == WARN
     (row,) = rows_named(rows, "configured camera")
     assert row.status == FAIL and "delivered no frame" in row.detail
-    monkeypatch.setattr(doctor, "_systemctl_answer", lambda verb: "active")
+    monkeypatch.setattr(checks, "systemctl_answer", lambda verb: "active")
     (row,) = rows_named(doctor.collect(config, None), "configured camera")
     assert row.status == WARN and "in use by the running kiosk service" in row.detail
 
@@ -120,10 +120,10 @@ def test_builtin_pool_not_built_yet_is_a_warning(env, quick):
 
 
 def test_opencv_python_beside_contrib_fails(monkeypatch):
-    real = doctor.metadata.version
+    real = checks.metadata.version
     fake = {"opencv-python": "4.10.0.84", "numpy": "2.0.1"}
-    monkeypatch.setattr(doctor.metadata, "version", lambda dist: fake.get(dist) or real(dist))
-    rows = {r.check: r for r in doctor.check_packages()}
+    monkeypatch.setattr(checks.metadata, "version", lambda dist: fake.get(dist) or real(dist))
+    rows = {r.check: r for r in checks.check_packages()}
     assert rows["opencv conflicts"].status == FAIL
     assert "pip uninstall -y opencv-python" in rows["opencv conflicts"].fix
     assert rows["package numpy"].status == FAIL and "need numpy<2" in rows["package numpy"].detail
@@ -133,8 +133,8 @@ def test_opencv_python_beside_contrib_fails(monkeypatch):
 def test_missing_mediapipe_models_fail(tmp_path, monkeypatch):
     (tmp_path / "modules" / "face_detection").mkdir(parents=True)
     (tmp_path / "modules" / "face_detection" / "face_detection_short_range.tflite").write_bytes(b"x")
-    monkeypatch.setattr(doctor, "mediapipe_dir", lambda: tmp_path)
-    rows = doctor.check_models()
+    monkeypatch.setattr(checks, "mediapipe_dir", lambda: tmp_path)
+    rows = checks.check_models()
     assert [r.status for r in rows] == [FAIL, FAIL]
     assert "face_detection_full_range_sparse.tflite" in rows[0].detail
     assert "face_detection_short_range.tflite" not in rows[0].detail
@@ -172,7 +172,7 @@ def test_a_crashing_check_is_a_row_and_the_rest_still_run(env, quick, monkeypatc
 def test_service_row_sees_the_installed_unit(env, monkeypatch):
     from monalisa.ops.service import render_unit
 
-    monkeypatch.setattr(doctor, "_systemctl_state", lambda: ", enabled, active")
+    monkeypatch.setattr(doctor, "systemctl_state", lambda: ", enabled, active")
     assert doctor.check_service()[0].status == WARN
     unit = env / "home" / ".config" / "systemd" / "user" / "monalisa.service"
     unit.parent.mkdir(parents=True)
@@ -196,7 +196,7 @@ def test_table_puts_fixes_under_their_rows():
 def test_doctor_through_the_cli(env, quick, capsys, monkeypatch):
     from monalisa.cli import main
 
-    monkeypatch.setattr(doctor, "_list_cameras", lambda: [])
+    monkeypatch.setattr(checks, "_list_cameras", lambda: [])
     assert main(["doctor"]) == 1
     assert "no video devices found" in capsys.readouterr().out
 
@@ -260,7 +260,7 @@ def test_log_file_under_proc_fails_even_for_root():
 
 def test_blanking_names_xset_when_only_xset_is_missing(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
-    (row,) = doctor.check_blanking()
+    monkeypatch.setattr(checks.shutil, "which", lambda name: None)
+    (row,) = checks.check_blanking()
     assert "xset is not installed" in row.detail and "DISPLAY" not in row.detail
     assert "x11-xserver-utils" in row.fix
