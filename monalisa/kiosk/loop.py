@@ -299,7 +299,8 @@ def run_kiosk(config: Config, options: KioskOptions) -> int:
 
     with contextlib.ExitStack() as parts:  # everything opened here is closed, in reverse, whatever happens
         notifier = SystemdNotifier.from_env()
-        parts.callback(notifier.stopping)
+        parts.callback(notifier.close)
+        parts.callback(notifier.stopping)  # runs first: callbacks unwind in reverse
         observers = []
         if options.trace is not None:
             observers.append(parts.enter_context(contextlib.closing(TraceWriter(options.trace))))

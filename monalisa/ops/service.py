@@ -77,10 +77,6 @@ class SystemdNotifier:
         self._last_status = text
         self._send("STATUS=" + text.replace("\n", " "))
 
-    def extend_timeout(self, seconds: float) -> None:
-        """Ask for ``seconds`` more before systemd gives up on a slow start (e.g. building a pool)."""
-        self._send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
-
     def stopping(self) -> None:
         """We are shutting down on purpose (not a crash)."""
         self._send("STOPPING=1")
