@@ -33,3 +33,7 @@ class CameraError(MonalisaError):
 
 class ImageError(MonalisaError):
     """An image file cannot be read or decoded, or an image cannot be encoded in the requested type."""
+
+
+class DisplayError(MonalisaError):
+    """The window cannot be opened (no display, bad display index)."""

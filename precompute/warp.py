@@ -105,9 +105,7 @@ class WarpEngine:
                            borderMode=cv2.BORDER_REFLECT)
         moved = (np.abs(map_x - self._grid_x) + np.abs(map_y - self._grid_y)) > 1e-3
         patch = np.where(moved[..., None], warped, self._original)
-        rows = slice(rect.y - self._rect.y, rect.y - self._rect.y + rect.height)
-        cols = slice(rect.x - self._rect.x, rect.x - self._rect.x + rect.width)
-        return patch[rows, cols]
+        return patch[rect.relative_to(self._rect).slices]
 
     # ------------------------------------------------------------------------- set-up
 

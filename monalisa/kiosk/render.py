@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from monalisa.config import RenderConfig
-from monalisa.errors import MonalisaError
+from monalisa.errors import DisplayError
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
 
@@ -34,10 +34,6 @@ OVERLAY_RGBA = (0, 0, 0, 180)
 TEXT_RGB = (255, 255, 255)
 FACE_RGB = (255, 210, 0)
 VIEWER_RGB = (0, 255, 90)
-
-
-class DisplayError(MonalisaError):
-    """The window cannot be opened (no display, bad display index)."""
 
 
 OFF_SCREEN_DRIVERS = ("offscreen", "dummy")
@@ -148,8 +144,9 @@ def _scaled_patches(pool: Pool, dst_w: int, dst_h: int) -> tuple[Rect, dict[Cell
     dy0, dy1, sy0, sy1 = scaler.span(1, pr.y, pr.y + pr.height)
     region = Rect(dx0, dy0, dx1 - dx0, dy1 - dy0)
     maps = scaler.maps(sx0, sy0, region)
-    crop = pool.portrait[sy0:sy1, sx0:sx1].copy()
-    inner = (slice(pr.y - sy0, pr.y - sy0 + pr.height), slice(pr.x - sx0, pr.x - sx0 + pr.width))
+    source = Rect(sx0, sy0, sx1 - sx0, sy1 - sy0)
+    crop = pool.portrait[source.slices].copy()
+    inner = pr.relative_to(source).slices
     out = {}
     for cell in pool.cells():
         crop[inner] = pool.patches[cell]

@@ -19,6 +19,10 @@ class Rect:
         """Row and column slices selecting this rectangle from an image array."""
         return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
 
+    def relative_to(self, outer: Rect) -> Rect:
+        """This rectangle in the coordinates of ``outer``'s top-left corner (to paste a patch into a crop)."""
+        return Rect(self.x - outer.x, self.y - outer.y, self.width, self.height)
+
     def fits_in(self, width: int, height: int) -> bool:
         return (self.width > 0 and self.height > 0 and self.x >= 0 and self.y >= 0
                 and self.x + self.width <= width and self.y + self.height <= height)

@@ -51,7 +51,7 @@ def _crop(pool: Pool, row: int, col: int, rect: Rect, width: int) -> np.ndarray:
     """One cell's view rectangle, composited and scaled to ``width`` pixels wide."""
     crop = pool.portrait[rect.slices].copy()
     p = pool.patch_rect
-    crop[p.y - rect.y:p.y - rect.y + p.height, p.x - rect.x:p.x - rect.x + p.width] = pool.patches[(row, col)]
+    crop[p.relative_to(rect).slices] = pool.patches[(row, col)]
     height = max(1, round(rect.height * width / rect.width))
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from monalisa.config import RenderConfig
-from monalisa.kiosk.render import DebugInfo, DisplayError, Renderer, _scaled_patches, fit_rect, scale_image
+from monalisa.errors import DisplayError
+from monalisa.kiosk.render import DebugInfo, Renderer, _scaled_patches, fit_rect, scale_image
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
 
@@ -299,7 +300,7 @@ def test_scaling_quality_close_to_cv2_resize(size):
 
 
 def test_a_silent_fallback_to_no_screen_is_refused(monkeypatch):
-    from monalisa.kiosk.render import DisplayError, require_a_screen
+    from monalisa.kiosk.render import require_a_screen
 
     monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -8,6 +8,7 @@ import pytest
 
 from monalisa.errors import PoolError
 from monalisa.pool.format import PoolWriter, load_pool, read_manifest
+from monalisa.pool.geometry import Rect
 from monalisa.testing.pools import PATCH, cell_patch, portrait_image, write_pool
 
 
@@ -237,3 +238,11 @@ def test_ties_go_to_the_cell_nearest_the_middle():
     assert nearest_index([-30.0, 30.0], 0.0) == 0
     assert nearest_index([-20.0, -10.0, 0.0, 10.0], -15.0) == 1  # tie between 0 and 1: 1 is nearer the middle
     assert nearest_index([10.0, 0.0, -10.0], -4.0) == 1
+
+
+def test_rect_relative_to_an_outer_rect():
+    outer, inner = Rect(10, 20, 100, 80), Rect(15, 30, 4, 3)
+    assert inner.relative_to(outer) == Rect(5, 10, 4, 3)
+    crop = np.zeros((80, 100), np.uint8)
+    crop[inner.relative_to(outer).slices] = 1
+    assert crop.sum() == 12 and crop[10, 5] == 1
