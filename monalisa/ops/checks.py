@@ -179,7 +179,7 @@ def check_detector(config: DetectorConfig) -> list[Row]:
 
 
 def _list_cameras():
-    """The camera engineer's device scan (a function of its own so tests can replace it)."""
+    """The webcam device scan (its own function so tests can replace it)."""
     from monalisa.kiosk.camera import list_cameras
 
     return list_cameras()
