@@ -117,15 +117,31 @@ def read_gaze(image: np.ndarray, square: tuple[float, float, float] | None = Non
         points = _central_face(mesh.landmarks_3d(crop))
         if points is None:
             return None
-        eye_yaw, eye_pitch = eye_angles(points)
         if reference is not None:
-            head_yaw, head_pitch = direction_angles(kabsch(reference[rigid_indices()], points[rigid_indices()])
-                                                    @ (0.0, 0.0, -1.0))
-            return GazeReading(head_yaw, head_pitch, eye_yaw, eye_pitch, points)
+            return relative_reading(points, reference)
         mirrored = _central_face(mesh.landmarks_3d(np.ascontiguousarray(crop[:, ::-1])))
-        if mirrored is None:
-            return None
+    return None if mirrored is None else absolute_reading(points, mirrored)
+
+
+def square_landmarks(image: np.ndarray, square: tuple[float, float, float], session: GazeSession) -> np.ndarray | None:
+    """The 3D landmarks (478, 3) of the face nearest the centre of ``square``, in pixels of the
+    512-px square (a float square reads a sub-pixel crop); None if FaceMesh finds no face there."""
+    return _central_face(session.landmarks_3d(crop_square(image, square)))
+
+
+def relative_reading(points: np.ndarray, reference: np.ndarray) -> GazeReading:
+    """Head pose of ``points`` relative to ``reference`` (both read on the same square) by a Kabsch fit
+    of the rigid landmarks: the reference's straight-out direction turned by that rotation."""
+    rigid = rigid_indices()
+    head_yaw, head_pitch = direction_angles(kabsch(reference[rigid], points[rigid]) @ (0.0, 0.0, -1.0))
+    return GazeReading(head_yaw, head_pitch, *eye_angles(points), points)
+
+
+def absolute_reading(points: np.ndarray, mirrored: np.ndarray) -> GazeReading:
+    """Absolute head pose and eyes from a face's landmarks and those read on its mirrored crop; the mean
+    of the direct and the mirrored estimate (a mirrored picture reads exactly the opposite yaw)."""
     head_yaw, head_pitch = symmetric_head_angles(points, mirrored)
+    eye_yaw, eye_pitch = eye_angles(points)
     mirror_yaw, mirror_pitch = eye_angles(mirrored)
     return GazeReading(head_yaw, head_pitch, (eye_yaw - mirror_yaw) / 2, (eye_pitch + mirror_pitch) / 2, points)
 
