@@ -21,6 +21,10 @@ pixels: x right, y down, z away from the camera).
   temporal offset of the resting iris cancels between the two eyes in yaw; in pitch it does not, so an
   iris resting above the corner line reads as a few degrees of upward eye pitch.
 * Gaze = head + eye. Signs: yaw < 0 looks toward the image's left edge (smaller x), pitch > 0 looks up.
+* ``sight_yaw`` (not part of the ruler): the yaw an absolute reading gives if the eyeball's centre lies
+  at the depth of the eye corners, as it roughly does in a real head; the 2D iris shift then already
+  holds the head's turn, and head + eye counts it twice for a turned sitter (Mona Lisa: gaze -9 from
+  head -19 + eyes +11, sight +10; viewers judge +15 to their right, Horstmann & Loth 2019).
 
 No face in the square makes ``read_gaze`` return None (a benchmark counts misses); ``head_square`` on an
 image without a face raises PrecomputeError. One FaceMesh graph (a ``GazeSession``) serves many reads.
@@ -221,6 +225,12 @@ def eye_angles(points: np.ndarray) -> tuple[float, float]:
         yaws.append(_asin_deg(float(shift @ axis) / width2 / EYE_RADIUS_WIDTHS))
         pitches.append(_asin_deg(float(shift @ up) / width2 / EYE_RADIUS_WIDTHS))
     return float(np.mean(yaws)), float(np.mean(pitches))
+
+
+def sight_yaw(reading: GazeReading) -> float:
+    """Line-of-sight yaw in degrees of an absolute reading with the eyeball centres at the corners' depth:
+    the iris shift over the eye's foreshortened width, asin(sin(eye yaw) * cos(head yaw))."""
+    return _asin_deg(math.sin(math.radians(reading.eye_yaw)) * math.cos(math.radians(reading.head_yaw)))
 
 
 def _asin_deg(value: float) -> float:

@@ -18,6 +18,7 @@ from precompute.perceived import (
     CROP_SIDE,
     EYE_RADIUS_WIDTHS,
     FOREHEAD,
+    GazeReading,
     GazeSession,
     direction_angles,
     eye_angles,
@@ -25,6 +26,7 @@ from precompute.perceived import (
     kabsch,
     read_gaze,
     relative_reading,
+    sight_yaw,
     symmetric_head_angles,
 )
 from precompute.portrait import load_portrait
@@ -93,6 +95,13 @@ def test_eye_angles_follow_a_tilted_eye_axis():
     turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     points[:, :2] = points[:, :2] @ turn.T
     assert eye_angles(points) == pytest.approx((15, 0), abs=1e-9)
+
+
+def test_sight_yaw_is_the_iris_shift_over_the_foreshortened_eye():
+    reading = GazeReading(head_yaw=-30, head_pitch=0, eye_yaw=20, eye_pitch=0, landmarks=np.zeros((478, 3)))
+    assert sight_yaw(reading) == pytest.approx(math.degrees(math.asin(math.sin(math.radians(20)) * math.cos(
+        math.radians(30)))))
+    assert sight_yaw(GazeReading(0, 0, 12, 0, reading.landmarks)) == pytest.approx(12)
 
 
 def synthetic_face(yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray]:
