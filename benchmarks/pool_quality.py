@@ -255,7 +255,7 @@ def print_sweep(label: str, sweep: Sweep, judged: bool) -> bool:
 
 
 def write_sheet(pool: Pool, box: tuple[float, float, float, float], path: Path) -> None:
-    """The face of five frames across the neutral row, enlarged, side by side."""
+    """The eyes of five frames across the neutral row, enlarged, stacked top to bottom."""
     x0, y0, x1, y1 = box
     region = box_slices(x0, y0 + 0.15 * (y1 - y0), x1, y0 + 0.55 * (y1 - y0), pool.portrait.shape)
     row = pool.neutral_cell()[0]
