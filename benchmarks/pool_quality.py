@@ -52,7 +52,6 @@ from precompute.perceived import (
     head_square,
     read_gaze,
     relative_reading,
-    sight_yaw,
     square_landmarks,
 )
 from precompute.portrait import find_faces
@@ -319,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     for index, report in enumerate(reports):
         p = report.painted
         print(f"face {index + 1} of {len(reports)}: painted gaze yaw {p.yaw:+.1f} (head {p.head_yaw:+.1f}, eyes "
-              f"{p.eye_yaw:+.1f}), pitch {p.pitch:+.1f} (head {p.head_pitch:+.1f}, eyes {p.eye_pitch:+.1f}) deg; "
-              f"line-of-sight yaw {sight_yaw(p):+.1f} (info)")
+              f"{p.eye_yaw:+.1f}), pitch {p.pitch:+.1f} (head {p.head_pitch:+.1f}, eyes {p.eye_pitch:+.1f}) deg "
+              f"(absolute: eyes = line of sight - head, see precompute/perceived.py)")
         for name, value in report.values.items():
             floor, ok = judge(name, value)
             all_pass &= ok

@@ -21,10 +21,12 @@ pixels: x right, y down, z away from the camera).
   temporal offset of the resting iris cancels between the two eyes in yaw; in pitch it does not, so an
   iris resting above the corner line reads as a few degrees of upward eye pitch.
 * Gaze = head + eye. Signs: yaw < 0 looks toward the image's left edge (smaller x), pitch > 0 looks up.
-* ``sight_yaw`` (not part of the ruler): the yaw an absolute reading gives if the eyeball's centre lies
-  at the depth of the eye corners, as it roughly does in a real head; the 2D iris shift then already
-  holds the head's turn, and head + eye counts it twice for a turned sitter (Mona Lisa: gaze -9 from
-  head -19 + eyes +11, sight +10; viewers judge +15 to their right, Horstmann & Loth 2019).
+* Absolute eye yaw is the line of sight minus the head (``sight_yaw``): with the eyeball's centre at the
+  depth of the eye corners, as it roughly is in a real head, the 2D iris shift already holds the head's
+  turn, so the ruler's head + asin(shift) would count it twice for a turned sitter. The Mona Lisa reads
+  head -19 and a ruler eye yaw of +11 (a "gaze" of -9, the wrong side), but a line of sight of +10,
+  where viewers judge +15 to their right (Horstmann & Loth 2019). Relative readings (the ruler on a
+  pool's frames, against the portrait's own landmarks) keep the issue's head + asin(shift / 0.43).
 
 No face in the square makes ``read_gaze`` return None (a benchmark counts misses); ``head_square`` on an
 image without a face raises PrecomputeError. One FaceMesh graph (a ``GazeSession``) serves many reads.
@@ -147,7 +149,9 @@ def absolute_reading(points: np.ndarray, mirrored: np.ndarray) -> GazeReading:
     head_yaw, head_pitch = symmetric_head_angles(points, mirrored)
     eye_yaw, eye_pitch = eye_angles(points)
     mirror_yaw, mirror_pitch = eye_angles(mirrored)
-    return GazeReading(head_yaw, head_pitch, (eye_yaw - mirror_yaw) / 2, (eye_pitch + mirror_pitch) / 2, points)
+    iris_yaw = (eye_yaw - mirror_yaw) / 2
+    sight = sight_yaw(GazeReading(head_yaw, head_pitch, iris_yaw, 0.0, points))
+    return GazeReading(head_yaw, head_pitch, sight - head_yaw, (eye_pitch + mirror_pitch) / 2, points)
 
 
 def _central_face(faces: list[np.ndarray]) -> np.ndarray | None:
@@ -228,8 +232,9 @@ def eye_angles(points: np.ndarray) -> tuple[float, float]:
 
 
 def sight_yaw(reading: GazeReading) -> float:
-    """Line-of-sight yaw in degrees of an absolute reading with the eyeball centres at the corners' depth:
-    the iris shift over the eye's foreshortened width, asin(sin(eye yaw) * cos(head yaw))."""
+    """Line-of-sight yaw in degrees with the eyeball centres at the corners' depth, from a reading whose
+    eye_yaw is the ruler's iris shift: asin(sin(eye yaw) * cos(head yaw)) (the shift over the eye's
+    foreshortened width)."""
     return _asin_deg(math.sin(math.radians(reading.eye_yaw)) * math.cos(math.radians(reading.head_yaw)))
 
 

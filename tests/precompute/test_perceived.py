@@ -199,3 +199,13 @@ def test_line_fit_on_known_numbers(bench):
     slope, offset, rms = bench.line_fit(manifest, 0.9 * manifest + 2.0 + wobble)
     assert (slope, offset) == pytest.approx((0.9, 2.0))
     assert rms == pytest.approx(float(np.sqrt(np.mean(wobble ** 2))))
+
+
+def test_an_absolute_reading_is_the_line_of_sight(session, hopper):
+    """Absolute eye yaw = line of sight - head, so yaw is the sight (the ruler's iris shift not counted twice)."""
+    reading = read_gaze(hopper, session=session)
+    iris_yaw = eye_angles(reading.landmarks)[0]
+    # the mirrored crop's iris reading enters too; they agree within a degree on a frontal photograph
+    expected = sight_yaw(GazeReading(reading.head_yaw, 0, iris_yaw, 0, reading.landmarks))
+    assert reading.yaw == pytest.approx(expected, abs=1.0)
+    assert reading.eye_yaw == pytest.approx(reading.yaw - reading.head_yaw)
