@@ -201,11 +201,14 @@ def test_line_fit_on_known_numbers(bench):
     assert rms == pytest.approx(float(np.sqrt(np.mean(wobble ** 2))))
 
 
-def test_an_absolute_reading_is_the_line_of_sight(session, hopper):
-    """Absolute eye yaw = line of sight - head, so yaw is the sight (the ruler's iris shift not counted twice)."""
-    reading = read_gaze(hopper, session=session)
-    iris_yaw = eye_angles(reading.landmarks)[0]
-    # the mirrored crop's iris reading enters too; they agree within a degree on a frontal photograph
-    expected = sight_yaw(GazeReading(reading.head_yaw, 0, iris_yaw, 0, reading.landmarks))
-    assert reading.yaw == pytest.approx(expected, abs=1.0)
-    assert reading.eye_yaw == pytest.approx(reading.yaw - reading.head_yaw)
+def test_an_absolute_reading_is_the_line_of_sight(monkeypatch):
+    """Absolute eye yaw = line of sight - head: a turned sitter's iris shift already holds the head's turn."""
+    from precompute import perceived
+
+    direct, mirrored = np.zeros((478, 3)), np.ones((478, 3))
+    monkeypatch.setattr(perceived, "symmetric_head_angles", lambda points, mirror: (-30.0, 0.0))
+    monkeypatch.setattr(perceived, "eye_angles", lambda points: (20.0, 0.0) if points is direct else (-20.0, 0.0))
+    reading = perceived.absolute_reading(direct, mirrored)
+    sight = math.degrees(math.asin(math.sin(math.radians(20)) * math.cos(math.radians(30))))
+    assert reading.yaw == pytest.approx(sight)
+    assert reading.head_yaw == -30 and reading.eye_yaw == pytest.approx(sight + 30)
