@@ -53,7 +53,7 @@ class WarpEngine:
         self._head = self._head_field()
         max_yaw = max((abs(v) for v in self._yaws), default=0.0) * (1 - config.head_follow)
         max_pitch = max((abs(v) for v in self._pitches), default=0.0) * (1 - config.head_follow)
-        self._eyes = [EyeWarp(eye, config.iris_travel, math.radians(max_yaw), math.radians(max_pitch))
+        self._eyes = [EyeWarp(eye, config.iris_travel, math.radians(max_yaw), math.radians(max_pitch), image=image)
                       for face in self._faces for eye in face.eyes]
 
     # ------------------------------------------------------------------------- protocol
