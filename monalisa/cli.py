@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
     pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime ([fomm] runtime)")
     pre.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
+    pre.add_argument("--no-blinks", action="store_true", help="skip the blink stages")
+    pre.add_argument("--blink-stages", type=csv_floats, default=(0.5, 1.0), metavar="C,C",
+                     help="lid closures of the blink stages, 0 open to 1 shut (default 0.5,1)")
+    pre.add_argument("--idle", choices=("painted", "straight"), default="painted",
+                     help="the frame the idle kiosk rests on: the painting's own gaze (default) or the one "
+                     "looking straight out of the picture")
 
     pool = _command(sub, "pool", "inspect or export a pool", "Inspect, export and preview pools.")
     pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=Parser, metavar="ACTION")
@@ -99,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("pool", metavar="POOL", help="pool directory")
         if out_help:
             action.add_argument("--out", type=Path, required=True, metavar="PATH", help=out_help)
+    export.add_argument("--blinks", action="store_true",
+                        help="also every frame's blink stages: blink_NNN_sK.png (frame NNN, stage K)")
     gif.add_argument("--full", action="store_true", help="whole frames instead of the face")
     gif.add_argument("--width", type=positive_int, default=360, metavar="PX", help="width in pixels (default 360)")
 
@@ -219,7 +227,8 @@ def cmd_precompute(args, config) -> int:
     options = PrecomputeOptions(
         portrait=args.portrait, out=args.out, engine=args.engine, yaw_steps=args.yaw_steps,
         pitch_steps=args.pitch_steps, max_yaw=args.max_yaw, max_pitch=args.max_pitch, faces=args.faces,
-        eyes=args.eyes, checkpoint=args.checkpoint, driving=args.driving, sheet=not args.no_sheet)
+        eyes=args.eyes, checkpoint=args.checkpoint, driving=args.driving, sheet=not args.no_sheet,
+        blinks=not args.no_blinks, blink_stages=tuple(args.blink_stages), idle=args.idle)
     summary = build_pool(options, config, progress=sys.stderr.isatty())
     print(summary.line())
     return 0
@@ -234,8 +243,10 @@ def cmd_pool(args, config) -> int:
     if args.pool_command == "info":
         print(pool_info(pool))
     elif args.pool_command == "export":
-        paths = views.export_frames(pool, args.out)
-        print(f"wrote {len(paths)} frames to {args.out}")
+        paths = views.export_frames(pool, args.out, blinks=args.blinks)
+        blinks = sum(p.name.startswith("blink_") for p in paths)
+        print(f"wrote {len(paths) - blinks} frames" + (f" and {blinks} blink stages" if blinks else "")
+              + f" to {args.out}")
     elif args.pool_command == "sheet":
         print(f"wrote {views.write_sheet(pool, args.out)}")
     else:
@@ -247,6 +258,7 @@ def pool_info(pool) -> str:
     """A few lines describing a pool."""
     m = pool.manifest
     params = ", ".join(f"{k}={v}" for k, v in m.engine_params.items() if not isinstance(v, (list, dict)))
+    idle, b = pool.neutral_cell(), m.blink_rect
     return "\n".join([
         f"pool       {pool.directory}",
         f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
@@ -254,6 +266,12 @@ def pool_info(pool) -> str:
         f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg",
         f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg",
         f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",
+        f"gaze       painted yaw {m.painted_gaze[0]:+.1f}, pitch {m.painted_gaze[1]:+.1f} deg; idle cell "
+        f"r{idle[0]} c{idle[1]} (yaw {m.yaws[idle[1]]:+.1f}, pitch {m.pitches[idle[0]]:+.1f})",
+        "blinks     " + (f"{len(m.blink_stages)} stages per cell (closure "
+                         f"{', '.join(f'{s:g}' for s in m.blink_stages)}), {b.width}x{b.height} at ({b.x}, {b.y})"
+                         if b is not None else "none"),
+        f"format     {m.format}",
         f"engine     {m.engine}" + (f" ({params})" if params else ""),
         f"created    {m.created}",
     ])

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 SHEET_FILE = "sheet.png"
 ENGINES = ("warp", "fomm")
 DEFAULT_FACES = "all"  # also the CLI's default; any other --faces value was given on purpose
+DEFAULT_BLINK_STAGES = (0.5, 1.0)   # lid closures written per cell: half and fully shut
+IDLE = ("painted", "straight")      # the idle frame: the painting's own gaze, or the one looking straight out
 LIMITS = {  # flag: (min, max)
     "yaw_steps": (1, 181),
     "pitch_steps": (1, 61),
@@ -46,6 +48,9 @@ class PrecomputeOptions:
     checkpoint: Path | None = None
     driving: Path | None = None
     sheet: bool = True
+    blinks: bool = True
+    blink_stages: tuple[float, ...] = DEFAULT_BLINK_STAGES
+    idle: str = "painted"
 
     def validate(self) -> None:
         """Raise UsageError naming the first flag whose value is out of range."""
@@ -68,6 +73,12 @@ class PrecomputeOptions:
                              "(give one --eyes per face instead)")
         if self.engine == "fomm" and (self.checkpoint is None or self.driving is None):
             raise UsageError("--engine fomm needs --checkpoint FILE and --driving VIDEO")
+        stages = self.blink_stages
+        if not stages or any(not 0 < s <= 1 for s in stages) or list(stages) != sorted(set(stages)):
+            raise UsageError(f"--blink-stages must be increasing lid closures in (0, 1] like 0.5,1, "
+                             f"got {','.join(f'{s:g}' for s in stages) or 'nothing'}")
+        if self.idle not in IDLE:
+            raise UsageError(f"--idle must be one of {', '.join(IDLE)}, got {self.idle!r}")
 
     @property
     def yaws(self) -> list[float]:
@@ -88,6 +99,15 @@ class PrecomputeOptions:
                         "pitch %+g degrees (use an odd count to get a centre frame)", " and ".join(even),
                         "leaves" if len(even) == 1 else "leave", yaw, pitch)
 
+    def warn_if_still(self) -> None:
+        """Log that the eyes will never move (sideways) when the grid has a single column."""
+        if self.yaw_steps == 1 and self.pitch_steps == 1:
+            log.warning("--yaw-steps 1 and --pitch-steps 1 make a single frame: the eyes will never move "
+                        "(use --yaw-steps 33 or more)")
+        elif self.yaw_steps == 1:
+            log.warning("--yaw-steps 1: the eyes will never move left or right, only up and down "
+                        "(use --yaw-steps 33 or more)")
+
 
 @dataclass
 class BuildSummary:
@@ -99,9 +119,11 @@ class BuildSummary:
     patch: Rect
     seconds: float
     sheet: Path | None
+    blink_stages: tuple[float, ...] = ()
 
     def line(self) -> str:
-        text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}), "
+        blinks = f" + {len(self.blink_stages)} blink stages each" if self.blink_stages else ""
+        text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}){blinks}, "
                 f"patch {self.patch.width}x{self.patch.height} at ({self.patch.x}, {self.patch.y}), "
                 f"{self.seconds:.1f} s")
         return text + (f"; contact sheet: {self.sheet}" if self.sheet else "")
@@ -134,20 +156,41 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
 
     options.validate()
     options.warn_if_no_centre()
+    options.warn_if_still()
     start = time.perf_counter()
-    image = load_portrait(options.portrait)
+    image = load_portrait(options.portrait, background=config.render.background)
     engine = make_engine(image, options, config)
     yaws, pitches = options.yaws, options.pitches
     cells = [(row, col) for row in range(len(pitches)) for col in range(len(yaws))]
+    painted = tuple(engine.painted_gaze()) if hasattr(engine, "painted_gaze") else (0.0, 0.0)
+    idle = painted if options.idle == "painted" else (0.0, 0.0)
+    stages = options.blink_stages if options.blinks and _blinks(engine) else ()
     writer = PoolWriter(options.out, image, sha256_file(options.portrait), engine.patch_rect(), yaws,
                         pitches, engine.name, engine.params(), source=options.portrait.name,
-                        before_publish=_add_sheet if options.sheet else None)
+                        before_publish=_add_sheet if options.sheet else None, painted_gaze=painted,
+                        neutral=(nearest_index(pitches, idle[1]), nearest_index(yaws, idle[0])),
+                        blink_stages=stages, blink_rect=engine.blink_rect() if stages else None)
+    first, moves = None, False
     with writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
                       disable=not progress, leave=False) as bar:
         for row, col in bar:
-            writer.add(row, col, engine.render(yaws[col], pitches[row]))
+            patch = engine.render(yaws[col], pitches[row])
+            writer.add(row, col, patch)
+            first = patch if first is None else first
+            moves = moves or not np.array_equal(patch, first)
+            for stage, closure in enumerate(stages):
+                writer.add_blink(row, col, stage, engine.render_blink(yaws[col], pitches[row], closure))
+        if not moves and len(cells) > 1:
+            log.warning("all %d frames are identical: the eyes will never move (is the face too small, or "
+                        "[warp] iris_travel too low?)", len(cells))
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
-                        time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None)
+                        time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None,
+                        tuple(stages))
+
+
+def _blinks(engine: Engine) -> bool:
+    """Whether the engine can close the lids (precompute.engine.BlinkingEngine)."""
+    return callable(getattr(engine, "render_blink", None)) and callable(getattr(engine, "blink_rect", None))
 
 
 def _add_sheet(tmp_pool: Path) -> None:

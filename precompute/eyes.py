@@ -70,7 +70,8 @@ class EyeWarp:
         self.lower_u, self.lower_v = self._to_eye_frame(eye.lower_lid, center)
         height = np.maximum(self.lower_v - np.interp(self.lower_u, self.upper_u, self.upper_v), 0)
         self.margin = max(LID_MARGIN * self.width, 0.75)
-        self.skin = min(max(LID_SKIN * self.width, 1.3 * float(height.max()) + 3.5 * self.margin),
+        self.height = max(float(height.max()), 1.0)
+        self.skin = min(max(LID_SKIN * self.width, 1.3 * self.height + 3.5 * self.margin),
                         REACH * self.width + float(self.upper_v.min()) - 2)
         ys, xs = np.mgrid[0:self.box_h, 0:self.box_w].astype(np.float32)
         self._box_x, self._box_y = xs + self.x0, ys + self.y0
@@ -197,8 +198,11 @@ class EyeWarp:
         corner_l, corner_r = self.corner_u
         beyond = np.maximum(corner_l - u, u - corner_r)
         taper = 1 - smoothstep(beyond / max(CORNER_TAPER * self.width, 1.0))
-        lid_out = upper + closure * (np.maximum(lower - upper, 0) + self.margin) * taper   # the new lid line
-        lid_src = upper                                                                    # what shows there
+        height = np.maximum(lower - upper, 0)
+        lid_out = upper + closure * (height + self.margin) * taper        # the new lid line
+        # What shows there: the painted lid line with its lashes, taken a little above it (more toward the
+        # corners, where the painted lids meet over a sliver of sclera).
+        lid_src = upper - closure * self.margin * taper * (1 - 0.5 * height / self.height)
         top = upper - self.skin
         span = np.maximum(lid_out - top, 1e-3)
         ratio = (lid_src - top) / span

@@ -87,10 +87,13 @@ class FaceGeometry:
         return self.left_eye, self.right_eye
 
 
-def load_portrait(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8; PrecomputeError naming the file if that fails."""
+def load_portrait(path: str | os.PathLike, background: str = "#000000") -> np.ndarray:
+    """Read an image file as RGB uint8 (transparency flattened onto ``background``, #rrggbb);
+    PrecomputeError naming the file if that fails."""
+    from precompute.alpha import flatten_transparency
+
     try:
-        return read_image(Path(path))
+        return flatten_transparency(Path(path), read_image(Path(path)), background)
     except ImageError as exc:
         raise PrecomputeError(str(exc)) from None
 

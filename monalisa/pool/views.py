@@ -25,16 +25,31 @@ def frame_name(index: int) -> str:
     return f"frame_{index:03d}.png"
 
 
-def export_frames(pool: Pool, out: str | os.PathLike) -> list[Path]:
-    """Write every full frame, exactly as the kiosk shows it, in export order; atomic."""
+def blink_name(index: int, stage: int) -> str:
+    """The file of frame ``index``'s blink stage ``stage`` (an index into the pool's blink_stages)."""
+    return f"blink_{index:03d}_s{stage}.png"
+
+
+def export_frames(pool: Pool, out: str | os.PathLike, blinks: bool = False) -> list[Path]:
+    """Write every full frame, exactly as the kiosk shows it, in export order; with ``blinks`` also every
+    cell's blink stages (blink_NNN_sK.png: frame NNN at stage K); atomic."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir() if not p.name.startswith("frame_"))):
+    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir()
+                                                  if not p.name.startswith(("frame_", "blink_")))):
         raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
-    names = [frame_name(index) for index in range(pool.rows * pool.cols)]
+    if blinks and not pool.blink_stages:
+        raise UsageError(f"{pool.directory}: the pool has no blink stages (built with --no-blinks, by an engine "
+                         "that cannot blink, or by an older version); export it without --blinks")
+    written = []
     with staged_dir(out, PoolError) as tmp:
-        for name, (row, col) in zip(names, pool.cells()):
-            write_image(tmp / name, pool.frame(row, col))
-    return [out / name for name in names]
+        for index, (row, col) in enumerate(pool.cells()):
+            write_image(tmp / frame_name(index), pool.frame(row, col))
+            written.append(frame_name(index))
+        for index, (row, col) in enumerate(pool.cells()):
+            for stage in range(len(pool.blink_stages) if blinks else 0):
+                write_image(tmp / blink_name(index, stage), pool.blink_frame(row, col, stage))
+                written.append(blink_name(index, stage))
+    return [out / name for name in written]
 
 
 def view_rect(pool: Pool, margin: float = 0.08) -> Rect:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from monalisa.pool.format import PoolWriter
 from monalisa.pool.geometry import Rect
 
 PATCH = Rect(10, 20, 30, 16)
+BLINK_RECT = Rect(14, 22, 20, 8)       # inside PATCH
 
 
 def portrait_image(width: int = 80, height: int = 60) -> np.ndarray:
@@ -27,13 +29,41 @@ def cell_patch(row: int, col: int) -> np.ndarray:
     return patch
 
 
-def write_pool(out: Path, rows: int = 2, cols: int = 3, fail_after: int | None = None) -> Path:
-    """A rows x cols pool at ``out`` (yaw -20..20, pitch 10..-10); fail_after raises mid-write."""
+def blink_patch(row: int, col: int, stage: int) -> np.ndarray:
+    """A blink patch (BLINK_RECT's size) whose colour encodes its cell and stage."""
+    patch = np.zeros((BLINK_RECT.height, BLINK_RECT.width, 3), np.uint8)
+    patch[..., 0] = 10 * row
+    patch[..., 1] = (5 * col) % 256
+    patch[..., 2] = 20 + 50 * stage
+    return patch
+
+
+def write_pool(out: Path, rows: int = 2, cols: int = 3, fail_after: int | None = None,
+               blink_stages: tuple[float, ...] = (), painted_gaze: tuple[float, float] = (0.0, 0.0),
+               neutral: tuple[int, int] | None = None) -> Path:
+    """A rows x cols pool at ``out`` (yaw -20..20, pitch 10..-10); fail_after raises mid-write;
+    ``blink_stages``: also a blink patch of BLINK_RECT per cell per stage."""
     yaws = [-20 + 40 * c / max(cols - 1, 1) for c in range(cols)]
     pitches = [10 - 20 * r / max(rows - 1, 1) for r in range(rows)] if rows > 1 else [0.0]
-    with PoolWriter(out, portrait_image(), "ab" * 32, PATCH, yaws, pitches, "test", {"k": 1}, "p.png") as w:
+    with PoolWriter(out, portrait_image(), "ab" * 32, PATCH, yaws, pitches, "test", {"k": 1}, "p.png",
+                    painted_gaze=painted_gaze, neutral=neutral, blink_stages=blink_stages,
+                    blink_rect=BLINK_RECT if blink_stages else None) as w:
         for i, (row, col) in enumerate((r, c) for r in range(rows) for c in range(cols)):
             if fail_after is not None and i == fail_after:
                 raise RuntimeError("injected failure")
             w.add(row, col, cell_patch(row, col))
+            for stage in range(len(blink_stages)):
+                w.add_blink(row, col, stage, blink_patch(row, col, stage))
     return out
+
+
+def as_format1(pool_dir: Path) -> Path:
+    """Rewrite a pool's manifest as format 1 (what older versions wrote), in place."""
+    path = pool_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    data["format"] = "monalisa-pool/1"
+    for key in ("gaze", "neutral", "blinks"):
+        data.pop(key, None)
+    data["portrait"].pop("pixels_sha256", None)
+    path.write_text(json.dumps(data))
+    return pool_dir

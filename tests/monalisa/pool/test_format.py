@@ -28,12 +28,14 @@ def test_round_trip(tmp_path):
 
 def test_manifest_contents(tmp_path):
     data = json.loads((write_pool(tmp_path / "pool") / "manifest.json").read_text())
-    assert data["format"] == "monalisa-pool/1"
+    assert data["format"] == "monalisa-pool/2"
     assert data["portrait"]["width"] == 80 and data["portrait"]["height"] == 60
     assert data["patch"] == {"x": 10, "y": 20, "width": 30, "height": 16}
     assert data["grid"]["yaw"] == [-20.0, 0.0, 20.0]
     assert {"file", "row", "col", "yaw", "pitch"} == set(data["frames"][0])
     assert data["engine"]["name"] == "test" and data["created"]
+    assert data["gaze"] == {"painted": [0.0, 0.0]} and data["neutral"] == [0, 1] and data["blinks"] is None
+    assert len(data["portrait"]["pixels_sha256"]) == 64
 
 
 def test_nearest_and_neutral_cells(tmp_path):
