@@ -262,7 +262,7 @@ def pool_info(pool) -> str:
     return "\n".join([
         f"pool       {pool.directory}",
         f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
-        f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.frames)} frames",
+        f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.patches)} frames",
         f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg",
         f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg",
         f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",

@@ -26,20 +26,10 @@ from monalisa.atomic import os_error_text, staged_dir
 from monalisa.errors import ImageError, PoolError
 from monalisa.images import read_image, write_image
 from monalisa.pool.geometry import Rect, nearest_index
-from monalisa.pool.manifest import (  # noqa: F401 - re-exported: the pool's public names live here
-    FORMAT,
-    FORMATS,
-    MANIFEST,
-    BlinkEntry,
-    FrameEntry,
-    Manifest,
-    fail,
-    parse_manifest,
-    read_manifest,
-)
+from monalisa.pool.manifest import MANIFEST, BlinkEntry, Manifest, PatchEntry, fail, parse_manifest, read_manifest
 
 PORTRAIT_FILE = "portrait.png"
-FRAMES_DIR = "frames"
+PATCHES_DIR = "patches"
 BLINKS_DIR = "blinks"
 
 
@@ -159,7 +149,7 @@ def load_pool(directory: str | os.PathLike) -> Pool:
                         "no longer match the manifest's sha256); rebuild the pool with `monalisa precompute`")
     patches = {(e.row, e.col): _read_patch(directory / e.file, manifest.patch, "the patch rectangle",
                                            f"frame for cell ({e.row}, {e.col})")
-               for e in manifest.frames}
+               for e in manifest.patches}
     blinks = {}
     if manifest.blink_rect is not None:
         blinks = {(b.row, b.col, b.stage): _read_patch(directory / b.file, manifest.blink_rect, "the blink rect",
@@ -205,7 +195,7 @@ class PoolWriter:
                          source=source, painted_gaze=(float(painted_gaze[0]), float(painted_gaze[1])),
                          neutral=(int(neutral[0]), int(neutral[1])), pixels_sha256=pixels_sha256(portrait))
         self.before_publish = before_publish
-        self.frames: list[FrameEntry] = []
+        self.entries: list[PatchEntry] = []
         self.blinks: list[BlinkEntry] = []
         self.tmp: Path | None = None
         self._writing: AbstractContextManager[PoolWriter] | None = None
@@ -223,7 +213,7 @@ class PoolWriter:
         with staged_dir(self.out, PoolError) as tmp:
             self.tmp = tmp
             try:
-                (tmp / FRAMES_DIR).mkdir()
+                (tmp / PATCHES_DIR).mkdir()
                 if self.blink_stages:
                     (tmp / BLINKS_DIR).mkdir()
                 write_image(tmp / PORTRAIT_FILE, self.portrait)
@@ -238,9 +228,9 @@ class PoolWriter:
         """Store the patch image for one grid cell."""
         assert self.tmp is not None, "use PoolWriter as a context manager"
         _check_patch(patch, self.patch, f"patch for cell ({row}, {col})")
-        name = f"{FRAMES_DIR}/r{row:02d}_c{col:02d}.png"
+        name = f"{PATCHES_DIR}/r{row:02d}_c{col:02d}.png"
         write_image(self.tmp / name, patch)
-        self.frames.append(FrameEntry(name, row, col, self.yaws[col], self.pitches[row]))
+        self.entries.append(PatchEntry(name, row, col, self.yaws[col], self.pitches[row]))
 
     def add_blink(self, row: int, col: int, stage: int, patch: np.ndarray) -> None:
         """Store the blink rect's pixels of one cell at blink stage ``stage`` (index into blink_stages)."""
@@ -259,7 +249,7 @@ class PoolWriter:
         manifest = Manifest(
             portrait_file=PORTRAIT_FILE, width=width, height=height, patch=self.patch,
             yaws=tuple(self.yaws), pitches=tuple(self.pitches),
-            frames=tuple(sorted(self.frames, key=lambda f: (f.row, f.col))),
+            patches=tuple(sorted(self.entries, key=lambda f: (f.row, f.col))),
             blink_stages=self.blink_stages, blink_rect=self.blink_rect,
             blinks=tuple(sorted(self.blinks, key=lambda b: (b.row, b.col, b.stage))),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), **self.meta)

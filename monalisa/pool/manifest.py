@@ -23,7 +23,7 @@ MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
-class FrameEntry:
+class PatchEntry:
     """One grid cell: its patch file and the gaze direction (degrees) it shows."""
 
     file: str
@@ -54,7 +54,7 @@ class Manifest:
     patch: Rect
     yaws: tuple[float, ...]
     pitches: tuple[float, ...]
-    frames: tuple[FrameEntry, ...]
+    patches: tuple[PatchEntry, ...]
     engine: str
     engine_params: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -88,7 +88,7 @@ class Manifest:
         if self.blink_stages:
             assert self.blink_rect is not None
             blinks = {"stages": list(self.blink_stages), "rect": _rect_json(self.blink_rect),
-                      "frames": [{"file": b.file, "row": b.row, "col": b.col, "stage": b.stage}
+                      "patches": [{"file": b.file, "row": b.row, "col": b.col, "stage": b.stage}
                                  for b in self.blinks]}
         return {
             "format": FORMAT,
@@ -99,8 +99,8 @@ class Manifest:
             "grid": {"yaw": list(self.yaws), "pitch": list(self.pitches)},
             "gaze": {"painted": [round(self.painted_gaze[0], 2), round(self.painted_gaze[1], 2)]},
             "neutral": list(self.neutral_cell),
-            "frames": [{"file": f.file, "row": f.row, "col": f.col, "yaw": f.yaw, "pitch": f.pitch}
-                       for f in self.frames],
+            "patches": [{"file": f.file, "row": f.row, "col": f.col, "yaw": f.yaw, "pitch": f.pitch}
+                        for f in self.patches],
             "blinks": blinks,
             "engine": {"name": self.engine, "params": self.engine_params},
             "created": self.created,
@@ -172,18 +172,19 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         raise fail(path, "grid needs at least one yaw and one pitch")
     if list(yaws) != sorted(yaws) or list(pitches) != sorted(pitches, reverse=True):
         raise fail(path, "grid.yaw must increase and grid.pitch must decrease")
-    frames = []
-    for i, f in enumerate(_get(data, "frames", list, "", path)):
-        where = f"frames[{i}]."
-        frames.append(FrameEntry(
+    patches = []
+    key = "frames" if fmt == FORMATS[0] else "patches"   # format 1 called its patch list "frames"
+    for i, f in enumerate(_get(data, key, list, "", path)):
+        where = f"{key}[{i}]."
+        patches.append(PatchEntry(
             file=_inside(_get(f, "file", str, where, path), where + "file", path),
             row=_get(f, "row", int, where, path), col=_get(f, "col", int, where, path),
             yaw=float(_get(f, "yaw", (int, float), where, path)),
             pitch=float(_get(f, "pitch", (int, float), where, path))))
-    cells = sorted((f.row, f.col) for f in frames)
+    cells = sorted((f.row, f.col) for f in patches)
     expected = [(r, c) for r in range(len(pitches)) for c in range(len(yaws))]
     if cells != expected:
-        raise fail(path, f"frames cover {len(cells)} cells with repeats or gaps; the "
+        raise fail(path, f"{key} cover {len(cells)} cells with repeats or gaps; the "
                          f"{len(pitches)}x{len(yaws)} grid needs each of {len(expected)} exactly once")
     engine = _get(data, "engine", dict, "", path)
     extra = _format2(data, portrait, patch, expected, path) if fmt == FORMAT else {}
@@ -191,7 +192,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         portrait_file=_inside(_get(portrait, "file", str, "portrait.", path), "portrait.file", path),
         width=width, height=height,
         portrait_sha256=_get(portrait, "sha256", str, "portrait.", path), patch=patch,
-        yaws=yaws, pitches=pitches, frames=tuple(sorted(frames, key=lambda f: (f.row, f.col))),
+        yaws=yaws, pitches=pitches, patches=tuple(sorted(patches, key=lambda f: (f.row, f.col))),
         engine=_get(engine, "name", str, "engine.", path), engine_params=dict(engine.get("params", {})),
         created=str(data.get("created", "")), source=str(portrait.get("source", "")), format=fmt, **extra)
 
@@ -221,15 +222,15 @@ def _format2(data: dict, portrait: dict, patch: Rect, cells: list[tuple[int, int
     if not inner.fits_in(patch.width, patch.height):
         raise fail(path, f"blink rect {rect} is not inside the patch {patch}")
     entries = []
-    for i, b in enumerate(_get(blinks, "frames", list, "blinks.", path)):
-        where = f"blinks.frames[{i}]."
+    for i, b in enumerate(_get(blinks, "patches", list, "blinks.", path)):
+        where = f"blinks.patches[{i}]."
         entries.append(BlinkEntry(file=_inside(_get(b, "file", str, where, path), where + "file", path),
                                   row=_get(b, "row", int, where, path), col=_get(b, "col", int, where, path),
                                   stage=_get(b, "stage", int, where, path)))
     have = sorted((b.row, b.col, b.stage) for b in entries)
     want = [(r, c, s) for r, c in cells for s in range(len(stages))]
     if have != want:
-        raise fail(path, f"blink frames cover {len(have)} cell stages with repeats or gaps; "
+        raise fail(path, f"blink patches cover {len(have)} cell stages with repeats or gaps; "
                          f"{len(cells)} cells x {len(stages)} stages need each exactly once")
     extra.update(blink_stages=stages, blink_rect=rect,
                  blinks=tuple(sorted(entries, key=lambda b: (b.row, b.col, b.stage))))

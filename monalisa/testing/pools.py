@@ -65,5 +65,6 @@ def as_format1(pool_dir: Path) -> Path:
     for key in ("gaze", "neutral", "blinks"):
         data.pop(key, None)
     data["portrait"].pop("pixels_sha256", None)
+    data["frames"] = data.pop("patches")   # format 1's name for the patch list
     path.write_text(json.dumps(data))
     return pool_dir

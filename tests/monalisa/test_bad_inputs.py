@@ -65,7 +65,7 @@ def test_manifest_with_a_wrong_field_type(pool, capsys):
 
 
 def test_missing_frame_file(pool, capsys):
-    (pool / "frames" / "r00_c01.png").unlink()
+    (pool / "patches" / "r00_c01.png").unlink()
     fails_with_one_line(capsys, run_argv(pool, "--camera", "7"), "r00_c01.png: missing frame for cell (0, 1)")
 
 
@@ -85,7 +85,7 @@ def test_patch_rectangle_outside_the_portrait(pool, capsys):
 def test_patch_image_of_the_wrong_size(pool, capsys):
     import cv2
 
-    cv2.imwrite(str(pool / "frames" / "r00_c02.png"), np.zeros((20, 20, 3), np.uint8))
+    cv2.imwrite(str(pool / "patches" / "r00_c02.png"), np.zeros((20, 20, 3), np.uint8))
     fails_with_one_line(capsys, run_argv(pool, "--camera", "7"), "is 20x20, the patch rectangle is 16x16")
 
 

@@ -62,7 +62,7 @@ def test_healthy_kiosk_passes_with_a_table(env, capsys):
 
 def test_invalid_pool_fails_with_the_reason_and_a_fix(env, quick, capsys):
     pool = make_pool(env / "pool")
-    (pool / "frames" / "r00_c01.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (pool / "patches" / "r00_c01.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     config = Config()
     config.pool.path = str(pool)
     assert run_doctor(config, None) == 1

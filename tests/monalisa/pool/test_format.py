@@ -32,7 +32,7 @@ def test_manifest_contents(tmp_path):
     assert data["portrait"]["width"] == 80 and data["portrait"]["height"] == 60
     assert data["patch"] == {"x": 10, "y": 20, "width": 30, "height": 16}
     assert data["grid"]["yaw"] == [-20.0, 0.0, 20.0]
-    assert {"file", "row", "col", "yaw", "pitch"} == set(data["frames"][0])
+    assert {"file", "row", "col", "yaw", "pitch"} == set(data["patches"][0])
     assert data["engine"]["name"] == "test" and data["created"]
     assert data["gaze"] == {"painted": [0.0, 0.0]} and data["neutral"] == [0, 1] and data["blinks"] is None
     assert len(data["portrait"]["pixels_sha256"]) == 64
@@ -106,10 +106,10 @@ def edit_manifest(pool_dir, change):
     (lambda d: d.pop("grid"), "missing 'grid'"),
     (lambda d: d["portrait"].update(width="wide"), "'portrait.width' should be int"),
     (lambda d: d["patch"].update(x=70), "does not fit"),
-    (lambda d: d["frames"].pop(), "gaps"),
-    (lambda d: d["frames"][0].update(row=1), "repeats"),
+    (lambda d: d["patches"].pop(), "gaps"),
+    (lambda d: d["patches"][0].update(row=1), "repeats"),
     (lambda d: d["grid"].update(yaw=[20.0, 0.0, -20.0]), "must increase"),
-    (lambda d: d["frames"][0].pop("file"), r"missing 'frames\[0\]\.file'"),
+    (lambda d: d["patches"][0].pop("file"), r"missing 'patches\[0\]\.file'"),
     (lambda d: d.update(engine=[]), "'engine' should be dict"),
 ])
 def test_manifest_errors(tmp_path, change, message):
@@ -137,14 +137,14 @@ def test_missing_directory_and_manifest(tmp_path):
 
 def test_missing_frame(tmp_path):
     out = write_pool(tmp_path / "pool")
-    (out / "frames" / "r01_c02.png").unlink()
+    (out / "patches" / "r01_c02.png").unlink()
     with pytest.raises(PoolError, match=r"r01_c02.png: missing frame for cell \(1, 2\)"):
         load_pool(out)
 
 
 def test_truncated_png(tmp_path):
     out = write_pool(tmp_path / "pool")
-    path = out / "frames" / "r00_c01.png"
+    path = out / "patches" / "r00_c01.png"
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(PoolError, match="r00_c01.png: not a readable image"):
         load_pool(out)
@@ -152,20 +152,20 @@ def test_truncated_png(tmp_path):
 
 def test_frame_of_wrong_size(tmp_path):
     out = write_pool(tmp_path / "pool")
-    shutil.copy(out / "portrait.png", out / "frames" / "r00_c00.png")
+    shutil.copy(out / "portrait.png", out / "patches" / "r00_c00.png")
     with pytest.raises(PoolError, match="r00_c00.png: is 80x60, the patch rectangle is 30x16"):
         load_pool(out)
 
 
 def test_portrait_of_wrong_size(tmp_path):
     out = write_pool(tmp_path / "pool")
-    shutil.copy(out / "frames" / "r00_c00.png", out / "portrait.png")
+    shutil.copy(out / "patches" / "r00_c00.png", out / "portrait.png")
     with pytest.raises(PoolError, match="portrait.png: is 30x16, manifest says 80x60"):
         load_pool(out)
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["frames"][0].update(file="../../../etc/hostname"), "inside the pool"),
+    (lambda d: d["patches"][0].update(file="../../../etc/hostname"), "inside the pool"),
     (lambda d: d["portrait"].update(file="/etc/hostname"), "inside the pool"),
     (lambda d: d["grid"].update(yaw=["left", 0.0, 20.0]), "only numbers"),
 ])
@@ -186,7 +186,7 @@ def test_published_pool_is_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
-    assert stat.S_IMODE((out / "frames" / "r00_c00.png").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "patches" / "r00_c00.png").stat().st_mode) == 0o644
 
 
 def test_unwritable_destination_is_a_pool_error(tmp_path):
@@ -222,7 +222,7 @@ def test_a_failed_write_names_the_pool_not_its_temp(tmp_path, monkeypatch, probl
     from monalisa import images as imageio_module  # write_image opens the files
 
     def full_disk(path, *args, **kwargs):
-        if "frames" in str(path):
+        if "patches" in str(path):
             raise problem
         return builtins.open(path, *args, **kwargs)
 

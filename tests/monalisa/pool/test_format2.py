@@ -29,9 +29,9 @@ def test_manifest_says_which_frames_are_blink_stages(tmp_path):
     blinks = data["blinks"]
     assert blinks["stages"] == [0.5, 1.0]
     assert blinks["rect"] == {"x": 14, "y": 22, "width": 20, "height": 8}
-    assert len(blinks["frames"]) == 2 * 3 * 2
-    assert {"file", "row", "col", "stage"} == set(blinks["frames"][0])
-    assert all(f["file"].startswith("frames/") for f in data["frames"])    # gaze frames stay apart
+    assert len(blinks["patches"]) == 2 * 3 * 2
+    assert {"file", "row", "col", "stage"} == set(blinks["patches"][0])
+    assert all(f["file"].startswith("patches/") for f in data["patches"])    # gaze frames stay apart
 
 
 def test_no_blinks(tmp_path):
@@ -83,13 +83,13 @@ def edit(pool_dir, change):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["blinks"]["frames"].pop(), "blink frames cover 11 cell stages"),
+    (lambda d: d["blinks"]["patches"].pop(), "blink patches cover 11 cell stages"),
     (lambda d: d["blinks"]["rect"].update(x=0), "not inside the patch"),
     (lambda d: d["blinks"].update(stages=[1.0, 0.5]), "increasing lid closures"),
     (lambda d: d.update(neutral=[5, 0]), "'neutral' should be the"),
     (lambda d: d["gaze"].update(painted=[1.0]), "'gaze.painted' should be"),
     (lambda d: d.pop("gaze"), "missing 'gaze'"),
-    (lambda d: d["blinks"]["frames"][0].update(file="/etc/hostname"), "inside the pool"),
+    (lambda d: d["blinks"]["patches"][0].update(file="/etc/hostname"), "inside the pool"),
 ])
 def test_format2_manifest_errors(tmp_path, change, message):
     out = write_pool(tmp_path / "pool", blink_stages=(0.5, 1.0))
