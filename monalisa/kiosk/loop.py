@@ -66,8 +66,8 @@ class FrameRecord:
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
-class Renderer(Protocol):
-    """What the loop needs from ``monalisa.kiosk.render.Renderer``."""
+class Screen(Protocol):
+    """What the loop needs from the window (``monalisa.kiosk.render.Renderer``, or a test fake)."""
 
     debug: bool
 
@@ -82,7 +82,7 @@ class Kiosk:
     """One camera source, one detector, one window: ``step()`` until ``stopped``."""
 
     def __init__(self, source, detector, tracker: ViewerTracker, mapping: Mapping,
-                 selector: CellSelector, renderer: Renderer, *,
+                 selector: CellSelector, renderer: Screen, *,
                  clock: Callable[[], float] = time.monotonic, health=None, notifier=None,
                  observers: Sequence[Callable[[FrameRecord], None]] = (), wait_s: float = 1 / 60):
         self.source = source
@@ -226,10 +226,11 @@ class Kiosk:
 
     def _debug_info(self, frame, faces, state, cell):
         """The overlay's data (render and total are the previous frame's); built only while it is on."""
-        from monalisa.kiosk.render import DebugInfo
+        from monalisa.kiosk.overlay import DebugInfo
 
         return DebugInfo(fps=self._fps.fps, stage_ms=dict(self.record.stage_ms), camera_image=frame.image,
-                         faces=list(faces), viewer=state.face, cell=cell, mapping=self.mapping.name)
+                         faces=list(faces), viewer=state.face, cell=cell, mapping=self.mapping.name,
+                         mirror=self.mapping.mirror)
 
 
 class TraceWriter:

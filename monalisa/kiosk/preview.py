@@ -11,7 +11,8 @@ import logging
 import time
 
 from monalisa.config import RenderConfig
-from monalisa.kiosk.render import Cell, DebugInfo, Renderer
+from monalisa.kiosk.overlay import DebugInfo
+from monalisa.kiosk.render import Cell, Renderer
 from monalisa.ops.health import FpsMeter
 from monalisa.pool.format import Pool
 

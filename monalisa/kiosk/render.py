@@ -2,8 +2,8 @@
 
 Everything is scaled once per window size: the letterboxed portrait (``base``) and, for
 every cell, the window rectangle that the cell's patch can change, cut from the scaled
-composited frame (see ``Scaler``: scaling a crop gives exactly the whole frame's pixels, so
-there is no seam). ``show(cell)`` then blits one small surface and updates only that rectangle.
+composited frame (``monalisa.kiosk.scaling``: scaling a crop gives exactly the whole frame's
+pixels, so there is no seam). ``show(cell)`` then blits one small surface and updates only that rectangle.
 
 Drawing order inside any redrawn rectangle: base, current patch, status line, debug overlay.
 """
@@ -11,17 +11,17 @@ Drawing order inside any redrawn rectangle: base, current patch, status line, de
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from monalisa.config import RenderConfig
 from monalisa.errors import DisplayError
+from monalisa.kiosk.overlay import TEXT_RGB, DebugInfo, DebugOverlay
+from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
 
@@ -30,10 +30,9 @@ log = logging.getLogger(__name__)
 Cell = tuple[int, int]
 
 STATUS_BAND_RGBA = (0, 0, 0, 170)
-OVERLAY_RGBA = (0, 0, 0, 180)
-TEXT_RGB = (255, 255, 255)
-FACE_RGB = (255, 210, 0)
-VIEWER_RGB = (0, 255, 90)
+
+# keys (pygame constant names) -> the action poll() reports; the renderer itself handles fullscreen and debug
+KEY_ACTIONS = {"K_ESCAPE": "quit", "K_q": "quit", "K_f": "fullscreen", "K_d": "debug", "K_m": "mirror"}
 
 
 OFF_SCREEN_DRIVERS = ("offscreen", "dummy")
@@ -50,82 +49,6 @@ def require_a_screen(driver: str, hint: str = "run it in the desktop session, or
         raise DisplayError(f"no screen to draw on: {reason} ({hint})")
 
 
-@dataclass(eq=False)
-class DebugInfo:
-    """What the debug overlay shows; built by the loop only while ``renderer.debug`` is on."""
-
-    fps: float
-    stage_ms: dict[str, float]
-    camera_image: np.ndarray | None = None   # RGB, as the camera delivered it
-    faces: list[Any] = field(default_factory=list)  # .box=(x, y, w, h), .left_eye, .right_eye, normalized
-    viewer: Any | None = None                # the followed face (same kind as ``faces``) or None
-    cell: Cell = (0, 0)
-    mapping: str = ""
-
-
-# ----------------------------------------------------------------------------- scaling
-
-def fit_rect(src_w: int, src_h: int, win_w: int, win_h: int) -> Rect:
-    """The largest rectangle with the source's aspect ratio centred in the window."""
-    scale = min(win_w / src_w, win_h / src_h)
-    w = max(1, min(win_w, round(src_w * scale)))
-    h = max(1, min(win_h, round(src_h * scale)))
-    return Rect((win_w - w) // 2, (win_h - h) // 2, w, h)
-
-
-class Scaler:
-    """Scales src_w x src_h images to dst_w x dst_h so that any region can be scaled on its own.
-
-    Each destination pixel is a bilinear sample, at the same source point cv2.resize would use,
-    of the image smoothed by a Gaussian when shrinking (anti-aliasing, close to area
-    averaging). Both steps depend only on nearby source pixels, so scaling a crop of the
-    image gives exactly the pixels of scaling the whole image there: patches drawn over
-    the scaled portrait have no seam, whatever the scale factor.
-    """
-
-    def __init__(self, src_w: int, src_h: int, dst_w: int, dst_h: int):
-        self.src = (src_w, src_h)
-        self.dst = (dst_w, dst_h)
-        self.sigma = tuple(max(0.0, (s / d - 1) / 2) for s, d in zip(self.src, self.dst))
-        self.radius = tuple(math.ceil(3 * sigma) for sigma in self.sigma)   # Gaussian kernel half-width
-        self.points = tuple(((np.arange(d) + 0.5) * (s / d) - 0.5).astype(np.float32)
-                            for s, d in zip(self.src, self.dst))             # source coordinate per pixel
-
-    def scale(self, image: np.ndarray) -> np.ndarray:
-        """The whole image scaled."""
-        if self.src == self.dst:
-            return image
-        return self.apply(image, self.maps(0, 0, Rect(0, 0, *self.dst)))
-
-    def span(self, axis: int, p0: int, p1: int) -> tuple[int, int, int, int]:
-        """On one axis (0: x, 1: y): the destination pixels source pixels [p0, p1) reach, and the
-        source pixels those destination pixels need: (dst0, dst1, src0, src1)."""
-        points, reach = self.points[axis], self.radius[axis] + 2
-        touched = np.nonzero((points + reach >= p0) & (points - reach < p1))[0]
-        d0, d1 = int(touched[0]), int(touched[-1]) + 1
-        s0 = max(0, math.floor(points[d0]) - reach)
-        s1 = min(self.src[axis], math.floor(points[d1 - 1]) + reach + 2)
-        return d0, d1, s0, s1
-
-    def maps(self, x0: int, y0: int, region: Rect) -> tuple[np.ndarray, np.ndarray]:
-        """cv2.remap maps for the destination ``region`` from a crop whose top-left is source (x0, y0)."""
-        xs = self.points[0][region.x:region.x + region.width] - np.float32(x0)   # exact: whole shift
-        ys = self.points[1][region.y:region.y + region.height] - np.float32(y0)
-        return tuple(np.meshgrid(xs, ys))
-
-    def apply(self, crop: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Smooth (when shrinking) and sample ``crop`` through ``maps``."""
-        if any(self.sigma):
-            size = tuple(2 * r + 1 for r in self.radius)
-            crop = cv2.GaussianBlur(crop, size, sigmaX=self.sigma[0] or 0.1, sigmaY=self.sigma[1] or 0.1)
-        return cv2.remap(crop, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def scale_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale an RGB image to width x height exactly as the renderer scales the portrait."""
-    return Scaler(image.shape[1], image.shape[0], width, height).scale(image)
-
-
 @dataclass
 class _Layout:
     """Where things go in the window for one window size."""
@@ -133,25 +56,6 @@ class _Layout:
     size: tuple[int, int]
     portrait: Rect       # the scaled portrait inside the window
     patch: Rect          # window rectangle every cell's scaled patch covers
-
-
-def _scaled_patches(pool: Pool, dst_w: int, dst_h: int) -> tuple[Rect, dict[Cell, np.ndarray]]:
-    """Every cell's patch region of a portrait scaled to dst_w x dst_h (in scaled-portrait pixels)."""
-    src_h, src_w = pool.portrait.shape[:2]
-    scaler = Scaler(src_w, src_h, dst_w, dst_h)
-    pr = pool.patch_rect
-    dx0, dx1, sx0, sx1 = scaler.span(0, pr.x, pr.x + pr.width)
-    dy0, dy1, sy0, sy1 = scaler.span(1, pr.y, pr.y + pr.height)
-    region = Rect(dx0, dy0, dx1 - dx0, dy1 - dy0)
-    maps = scaler.maps(sx0, sy0, region)
-    source = Rect(sx0, sy0, sx1 - sx0, sy1 - sy0)
-    crop = pool.portrait[source.slices].copy()
-    inner = pr.relative_to(source).slices
-    out = {}
-    for cell in pool.cells():
-        crop[inner] = pool.patches[cell]
-        out[cell] = scaler.apply(crop, maps)
-    return region, out
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -185,6 +89,8 @@ class Renderer:
         self._dirty: list[Any] = []
         self._overlay_surf = self._status_surf = None
         self._overlay_rect = self._status_rect = None
+        self._overlay = DebugOverlay(pygame, self._to_surface)
+        self._keys = {getattr(pygame, name): action for name, action in KEY_ACTIONS.items()}
         try:
             pygame.display.init()
             pygame.font.init()
@@ -276,8 +182,7 @@ class Renderer:
             if event.type in (pg.QUIT, pg.WINDOWCLOSE):
                 actions.append("quit")
             elif event.type == pg.KEYDOWN:
-                action = {pg.K_ESCAPE: "quit", pg.K_q: "quit", pg.K_f: "fullscreen",
-                          pg.K_d: "debug", pg.K_m: "mirror"}.get(event.key)
+                action = self._keys.get(event.key)
                 if action:
                     actions.append(action)
                 if action == "fullscreen":
@@ -385,14 +290,14 @@ class Renderer:
         base.fill(self._background)
         base.blit(self._to_surface(scale_image(self.pool.portrait, portrait.width, portrait.height)),
                   (portrait.x, portrait.y))
-        patch, arrays = _scaled_patches(self.pool, portrait.width, portrait.height)
+        patch, arrays = scaled_patches(self.pool, portrait.width, portrait.height)
         patch = Rect(portrait.x + patch.x, portrait.y + patch.y, patch.width, patch.height)
         self._base = base
         self._patch_surfs = {cell: self._to_surface(a) for cell, a in arrays.items()}
         self._layout = _Layout((win_w, win_h), portrait, patch)
         self._patch_area = pg.Rect(patch.x, patch.y, patch.width, patch.height)
         self._font = pg.font.Font(None, max(16, min(36, win_h // 32)))
-        self._overlay_corner = self._pick_overlay_corner()
+        self._overlay.place((win_w, win_h), self._patch_area, self._font)
         self._render_status()
         if self._debug:
             self._render_overlay()
@@ -466,68 +371,8 @@ class Renderer:
         self._status_rect = pg.Rect(left, bottom - height, width, height)
 
     def _render_overlay(self) -> None:
-        """Draw the debug panel (fps, cell, stage times, camera thumbnail) in its corner."""
-        pg = self._pg
-        info = self._debug_info
+        """Draw the debug panel in its corner and mark the old and new areas for redrawing."""
         self._overlay_stale = False
-        line_h = self._font.get_linesize()
-        pad = line_h // 3
-        if info is None:
-            lines = ["debug: waiting for data"]
-        else:
-            lines = [f"{info.fps:5.1f} fps   cell {info.cell[0]},{info.cell[1]}   {info.mapping}"]
-            lines += [f"{name:>8} {ms:6.1f} ms" for name, ms in info.stage_ms.items()]
-        texts = [self._font.render(line, True, TEXT_RGB) for line in lines]
-        thumb = self._thumbnail(info, width=line_h * 10) if info is not None else None
-        width = max([t.get_width() for t in texts] + [thumb.get_width() if thumb else 0]) + 2 * pad
-        height = len(texts) * line_h + (thumb.get_height() + pad if thumb else 0) + 2 * pad
-        panel = pg.Surface((width, height), pg.SRCALPHA)
-        panel.fill(OVERLAY_RGBA)
-        y = pad
-        for text in texts:
-            panel.blit(text, (pad, y))
-            y += line_h
-        if thumb is not None:
-            panel.blit(thumb, (pad, y + pad))
         old = self._overlay_rect
-        self._overlay_surf = panel
-        win_w, win_h = self._layout.size
-        right, bottom = self._overlay_corner
-        self._overlay_rect = pg.Rect(win_w - width - 8 if right else 8, win_h - height - 8 if bottom else 8,
-                                     width, height)
+        self._overlay_surf, self._overlay_rect = self._overlay.draw(self._debug_info, self._font, self._layout.size)
         self._dirty.append(self._overlay_rect if old is None else self._overlay_rect.union(old))
-
-    def _pick_overlay_corner(self) -> tuple[bool, bool]:
-        """(right, bottom): the window corner where a typical debug panel hides least of the eyes."""
-        pg = self._pg
-        line_h = self._font.get_linesize()
-        panel_w, panel_h = line_h * 11, line_h * 15
-        win_w, win_h = self._layout.size
-        best, best_overlap = (False, False), None
-        for right, bottom in ((False, False), (True, False), (False, True), (True, True)):
-            panel = pg.Rect(win_w - panel_w - 8 if right else 8, win_h - panel_h - 8 if bottom else 8,
-                            panel_w, panel_h)
-            hidden = panel.clip(self._patch_area)
-            overlap = hidden.width * hidden.height
-            if best_overlap is None or overlap < best_overlap:
-                best, best_overlap = (right, bottom), overlap
-        return best
-
-    def _thumbnail(self, info: DebugInfo, width: int):
-        """The camera image small, with every face box, eyes, and the viewer highlighted."""
-        if info.camera_image is None:
-            return None
-        pg = self._pg
-        cam_h, cam_w = info.camera_image.shape[:2]
-        height = max(1, round(width * cam_h / cam_w))
-        thumb = self._to_surface(cv2.resize(info.camera_image, (width, height), interpolation=cv2.INTER_AREA))
-        marks = [(face, FACE_RGB, 1) for face in info.faces]
-        if info.viewer is not None:
-            marks.append((info.viewer, VIEWER_RGB, 3))      # drawn last, on top
-        for face, colour, thick in marks:
-            x, y, w, h = face.box
-            pg.draw.rect(thumb, colour, pg.Rect(round(x * width), round(y * height),
-                                                max(1, round(w * width)), max(1, round(h * height))), thick)
-            for ex, ey in (face.left_eye, face.right_eye):
-                pg.draw.circle(thumb, colour, (round(ex * width), round(ey * height)), 2 + thick)
-        return thumb

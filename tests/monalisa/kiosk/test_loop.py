@@ -242,7 +242,7 @@ def test_max_frames_and_end_of_video(pool):
 
 
 def test_debug_info_only_while_the_overlay_is_on(pool):
-    from monalisa.kiosk.render import DebugInfo
+    from monalisa.kiosk.overlay import DebugInfo
 
     kiosk, _, renderer = kiosk_for([("ok", [face_at(0.3)])] * 10, pool)
     for _ in range(3):

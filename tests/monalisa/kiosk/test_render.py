@@ -7,7 +7,9 @@ import pytest
 
 from monalisa.config import RenderConfig
 from monalisa.errors import DisplayError
-from monalisa.kiosk.render import DebugInfo, Renderer, _scaled_patches, fit_rect, scale_image
+from monalisa.kiosk.overlay import DebugInfo
+from monalisa.kiosk.render import Renderer
+from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
 
@@ -97,7 +99,7 @@ def test_scaled_patch_over_scaled_portrait_has_no_seam(tmp_path):
     for cell in pool.patches:
         pool.patches[cell] = rng.integers(0, 256, pool.patches[cell].shape, dtype=np.uint8)
     for dst in [(203, 279), (301, 413), (700, 960), (150, 206)]:
-        rect, arrays = _scaled_patches(pool, *dst)
+        rect, arrays = scaled_patches(pool, *dst)
         base = scale_image(pool.portrait, *dst)
         for cell, scaled in arrays.items():
             composed = base.copy()
