@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import tomllib
@@ -19,6 +20,11 @@ from typing import Any
 from monalisa.errors import ConfigError
 
 RELATIVE_HELP = "; a relative path in a config file is taken from the file's folder"
+
+# keys that were renamed: an old name still works (with a warning) so an upgraded kiosk keeps running
+RENAMED_KEYS = {("viewer", "idle_after"): "idle_after_s"}
+
+log = logging.getLogger(__name__)
 
 
 def _key(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
@@ -72,7 +78,7 @@ class ViewerConfig:
     match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to"
                                        " count as the same person", min=0.01, max=1)
     hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)
-    idle_after: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
+    idle_after_s: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
     idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)
     min_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) when still; lower is steadier", min=0.001, max=100)
     beta: float = _key(5.0, "One Euro filter: speed coefficient (per frame-width/s); higher follows motion more"
@@ -220,6 +226,13 @@ def config_from_dict(data: dict[str, Any], origin: str = "config", base: Path | 
         if not isinstance(values, dict):
             raise ConfigError(_outside_section(origin, section, _sections(config)))
         for key, value in values.items():
+            new = RENAMED_KEYS.get((section, key))
+            if new is not None:
+                if new in values:
+                    raise ConfigError(f"{origin}: [{section}] {key} is the old name of {new}; keep only {new}")
+                log.warning("%s: [%s] %s is now called %s; using its value (rename it to silence this)",
+                            origin, section, key, new)
+                key = new
             _set(config, section, key, value, origin, base)
     _check_relations(config, origin)
     return config

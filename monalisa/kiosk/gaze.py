@@ -19,7 +19,7 @@ from typing import Protocol
 from monalisa.config import GazeConfig
 
 
-class Mapping(Protocol):
+class GazeMapping(Protocol):
     """Viewer position -> continuous (row, column) of the pool grid."""
 
     name: str
@@ -112,7 +112,7 @@ def fractional_index(value: float, grid: list[float]) -> float:
     return i + (value - grid[i]) / (grid[i + 1] - grid[i])
 
 
-def make_mapping(config: GazeConfig, yaws: Sequence[float], pitches: Sequence[float]) -> Mapping:
+def make_mapping(config: GazeConfig, yaws: Sequence[float], pitches: Sequence[float]) -> GazeMapping:
     """The mapping named by ``config.mapping`` for a pool with this grid."""
     if config.mapping == "linear":
         return LinearMapping(len(pitches), len(yaws), config.mirror)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from monalisa.config import Config
-from monalisa.kiosk.gaze import CellSelector, Mapping, make_mapping
+from monalisa.kiosk.gaze import CellSelector, GazeMapping, make_mapping
 from monalisa.kiosk.viewer import ViewerTracker
 from monalisa.ops.health import FpsMeter
 from monalisa.pool.format import Pool
@@ -81,7 +81,7 @@ class Screen(Protocol):
 class Kiosk:
     """One camera source, one detector, one window: ``step()`` until ``stopped``."""
 
-    def __init__(self, source, detector, tracker: ViewerTracker, mapping: Mapping,
+    def __init__(self, source, detector, tracker: ViewerTracker, mapping: GazeMapping,
                  selector: CellSelector, renderer: Screen, *,
                  clock: Callable[[], float] = time.monotonic, health=None, notifier=None,
                  observers: Sequence[Callable[[FrameRecord], None]] = (), wait_s: float = 1 / 60):
@@ -262,7 +262,7 @@ class TraceWriter:
         self.file.close()
 
 
-def build_parts(config: Config, pool: Pool) -> tuple[ViewerTracker, Mapping, CellSelector]:
+def build_parts(config: Config, pool: Pool) -> tuple[ViewerTracker, GazeMapping, CellSelector]:
     """The pure-Python middle of the loop for this pool: tracker, mapping, selector."""
     m = pool.manifest
     tracker = ViewerTracker(config.viewer)
@@ -310,12 +310,12 @@ def run_kiosk(config: Config, options: KioskOptions) -> int:
             health=HealthMonitor(config.log.health_interval_s), notifier=notifier))
         log.info("kiosk: %s mapping, %dx%d pool, camera %s", kiosk.mapping.name, options.pool.rows,
                  options.pool.cols, kiosk.source.describe())
-        parts.enter_context(_stop_on_sigterm(kiosk))
+        parts.enter_context(StopOnSigterm(kiosk))
         kiosk.source.start()
         return kiosk.run(options.max_seconds, options.max_frames)
 
 
-class _stop_on_sigterm:
+class StopOnSigterm:
     """While active, SIGTERM (systemd stop) ends the loop cleanly instead of killing it."""
 
     def __init__(self, kiosk: Kiosk):

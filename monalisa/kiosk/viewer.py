@@ -3,7 +3,7 @@
 The closest face (largest ``Face.area``) becomes the viewer. We stay with them while they remain in
 view (matched frame to frame by position), switch only when someone else is clearly closer
 for a while, hold the last position through short detector dropouts, and report *idle* when
-nobody has been there for ``idle_after`` seconds so the gaze side can ease back to neutral.
+nobody has been there for ``idle_after_s`` seconds so the gaze side can ease back to neutral.
 All positions are normalized 0..1 camera coordinates, not mirrored.
 """
 
@@ -71,7 +71,7 @@ class ViewerState:
     face: Face | None = None                        # the chosen Face seen this update, or None
     position: tuple[float, float] | None = None     # filtered eye midpoint (normalized), None when nobody
     eye_distance: float | None = None               # filtered distance between the eyes, camera pixels
-    idle: bool = True                               # nobody for ``idle_after`` seconds (or never anybody)
+    idle: bool = True                               # nobody for ``idle_after_s`` seconds (or never anybody)
     idle_progress: float = 1.0                      # 0..1 through the ease back to neutral
 
 
@@ -119,7 +119,7 @@ class ViewerTracker:
         if self._last_seen is None:
             state.idle, state.idle_progress = True, 1.0
         else:
-            idle_for = t - self._last_seen - cfg.idle_after
+            idle_for = t - self._last_seen - cfg.idle_after_s
             state.idle = viewer is None and idle_for >= 0.0
             if not state.idle:
                 state.idle_progress = 0.0

@@ -290,3 +290,19 @@ def test_repo_config_toml_is_valid_and_complete():
 def test_config_from_dict_names_its_origin():
     with pytest.raises(ConfigError, match=r"^flags: \[render\] max_fps must be an integer from 1 to 500"):
         config_from_dict({"render": {"max_fps": 0}}, origin="flags")
+
+
+def test_renamed_key_is_accepted_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "old.toml"
+    path.write_text("[viewer]\nidle_after = 2.5\n")
+    with caplog.at_level("WARNING", logger="monalisa.config"):
+        config = load_config(path)
+    assert config.viewer.idle_after_s == 2.5
+    assert "idle_after is now called idle_after_s" in caplog.text
+
+
+def test_old_and_new_name_together_is_an_error(tmp_path):
+    path = tmp_path / "both.toml"
+    path.write_text("[viewer]\nidle_after = 2.5\nidle_after_s = 3\n")
+    with pytest.raises(ConfigError, match="old name of idle_after_s"):
+        load_config(path)

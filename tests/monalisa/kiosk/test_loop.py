@@ -192,7 +192,7 @@ def test_camera_lost_from_the_start_shows_neutral_and_keeps_running(pool):
 
 def test_camera_lost_mid_run_eases_to_neutral_then_tracking_resumes(pool):
     config = Config()
-    config.viewer.idle_after = 1.0
+    config.viewer.idle_after_s = 1.0
     config.viewer.idle_ease_s = 0.5
     left = [("ok", [face_at(0.95)])] * 30          # screen's left -> low columns
     lost = [("lost", None)] * 200                   # ~3.3 s of nothing at 60 Hz waits
@@ -215,7 +215,7 @@ def test_camera_lost_mid_run_eases_to_neutral_then_tracking_resumes(pool):
 def test_frozen_camera_frames_do_not_count_as_viewers(pool):
     script = [("ok", [face_at(0.95)])] * 10 + [("frozen", [face_at(0.95)])] * 300
     config = Config()
-    config.viewer.idle_after = 1.0
+    config.viewer.idle_after_s = 1.0
     kiosk, _, renderer = kiosk_for(script, pool, config)
     kiosk.run()
     assert renderer.shown[-1] == pool.neutral_cell()
@@ -333,11 +333,11 @@ def test_sigterm_stops_the_loop_cleanly(pool):
     import os
     import signal
 
-    from monalisa.kiosk.loop import _stop_on_sigterm
+    from monalisa.kiosk.loop import StopOnSigterm
 
     kiosk, _, _ = kiosk_for([("ok", [])] * 10, pool)
     before = signal.getsignal(signal.SIGTERM)
-    with _stop_on_sigterm(kiosk):
+    with StopOnSigterm(kiosk):
         os.kill(os.getpid(), signal.SIGTERM)
         kiosk.run()
     assert kiosk.stopped and kiosk.frames <= 1

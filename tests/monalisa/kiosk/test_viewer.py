@@ -98,7 +98,7 @@ def test_matches_the_viewer_by_position_not_by_list_order():
 
 
 def test_holds_position_through_dropout_then_idles_then_eases():
-    cfg = ViewerConfig(hold_s=0.5, idle_after=2.0, idle_ease_s=1.0)
+    cfg = ViewerConfig(hold_s=0.5, idle_after_s=2.0, idle_ease_s=1.0)
     tracker = ViewerTracker(cfg)
     run(tracker, [[face(0.4)]] * 10)
     last_t = 9 / FPS
