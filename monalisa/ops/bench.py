@@ -130,7 +130,7 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
 
     ``timeline``: not paced, but frames stamped 1/fps apart (see VideoTimeline).
     """
-    from monalisa.kiosk.camera import VideoFileSource
+    from monalisa.kiosk.video import VideoFileSource
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     source = VideoFileSource(video, pace=pace and not timeline, loop=False)

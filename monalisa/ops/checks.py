@@ -180,14 +180,15 @@ def check_detector(config: DetectorConfig) -> list[Row]:
 
 def _list_cameras():
     """The webcam device scan (its own function so tests can replace it)."""
-    from monalisa.kiosk.camera import list_cameras
+    from monalisa.kiosk.webcam import list_cameras
 
     return list_cameras()
 
 
 def check_cameras(config: CameraConfig) -> list[Row]:
     """Every video device found, and whether the configured source is among them."""
-    from monalisa.kiosk.camera import device_node, parse_camera_target
+    from monalisa.kiosk.camera import parse_camera_target
+    from monalisa.kiosk.webcam import device_node
 
     cameras = _list_cameras()
     rows = []

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from monalisa.config import DetectorConfig
-from monalisa.kiosk.camera import VideoFileSource
 from monalisa.kiosk.detector import BlazeFaceDetector, Face
+from monalisa.kiosk.video import VideoFileSource
 from monalisa.mp_quiet import quiet_stderr
 from monalisa.testing import synthetic
 

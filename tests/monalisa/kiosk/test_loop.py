@@ -309,7 +309,7 @@ def test_run_kiosk_without_a_webcam_keeps_running(pool, caplog):
         code = run_kiosk(config, KioskOptions(pool=pool, headless=True, max_seconds=1.0))
     assert code == 0
     assert 1.0 <= time.monotonic() - started < 10.0
-    assert any("lost" in r.getMessage() for r in caplog.records if r.name == "monalisa.kiosk.camera")
+    assert any("lost" in r.getMessage() for r in caplog.records if r.name == "monalisa.kiosk.webcam")
 
 
 def test_open_kiosk_closes_the_source_when_a_later_part_fails(pool, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from monalisa.config import Config
-from monalisa.kiosk.camera import CameraInfo
+from monalisa.kiosk.webcam import CameraInfo
 from monalisa.ops import checks, doctor
 from monalisa.ops.doctor import FAIL, OK, WARN, Row, format_table, run_doctor
 from monalisa.pool.format import PoolWriter

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from monalisa.errors import CameraError, MonalisaError
-from monalisa.kiosk.camera import VideoFileSource
+from monalisa.kiosk.video import VideoFileSource
 from monalisa.testing import synthetic
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError, UsageError
-from monalisa.kiosk import camera as camera_module
-from monalisa.kiosk.camera import Frame, VideoFileSource
+from monalisa.kiosk import video as video_module
+from monalisa.kiosk.camera import Frame
+from monalisa.kiosk.video import VideoFileSource
 from precompute.driving.gazefile import gaze_json_path
 from precompute.driving.record import Sweep, record_gaze
 
@@ -196,7 +197,7 @@ def test_record_from_a_video_file_named_as_the_camera(tmp_path, monkeypatch):
             super().__init__(path, pace=pace, loop=loop, clock=clock.now)
             opened.append(self)
 
-    monkeypatch.setattr(camera_module, "VideoFileSource", FileOnTheFakeClock)
+    monkeypatch.setattr(video_module, "VideoFileSource", FileOnTheFakeClock)
     config = small_config()
     config.camera.source = str(clip)  # what `monalisa record --camera clip.avi` sets
     out = tmp_path / "out" / "gaze.avi"

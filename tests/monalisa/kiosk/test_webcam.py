@@ -1,4 +1,4 @@
-"""Frame sources: the webcam's fault handling (through a scripted fake camera) and video files."""
+"""The webcam source's fault handling, through a scripted fake camera."""
 
 import logging
 import threading
@@ -10,19 +10,9 @@ import numpy as np
 import pytest
 
 from monalisa.config import CameraConfig
-from monalisa.errors import CameraError, ConfigError
-from monalisa.kiosk.camera import (
-    CameraInfo,
-    Frame,
-    VideoFileSource,
-    WebcamSource,
-    device_node,
-    is_uniform,
-    list_cameras,
-    open_source,
-    parse_camera_target,
-    same_image,
-)
+from monalisa.errors import ConfigError
+from monalisa.kiosk.camera import Frame, parse_camera_target
+from monalisa.kiosk.webcam import CameraInfo, WebcamSource, device_node, is_uniform, list_cameras, same_image
 
 
 class FakeCamera:
@@ -127,7 +117,7 @@ def wait_for(predicate, timeout: float = 3.0) -> float:
 
 
 def camera_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "monalisa.kiosk.camera"]
+    return [r.getMessage() for r in caplog.records if r.name == "monalisa.kiosk.webcam"]
 
 
 def test_webcam_delivers_newest_rgb_frames_with_requested_settings():
@@ -155,7 +145,7 @@ def test_webcam_delivers_newest_rgb_frames_with_requested_settings():
 
 
 def test_missing_camera_stays_lost_and_retries_with_exponential_backoff(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.kiosk.camera")
+    caplog.set_level(logging.INFO, logger="monalisa.kiosk.webcam")
     camera = FakeCamera()
     camera.plugged = False
     with webcam(camera) as source:
@@ -172,7 +162,7 @@ def test_missing_camera_stays_lost_and_retries_with_exponential_backoff(caplog):
 
 
 def test_unplugged_camera_comes_back_within_a_second_of_replug_and_keeps_counting(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.kiosk.camera")
+    caplog.set_level(logging.INFO, logger="monalisa.kiosk.webcam")
     camera = FakeCamera()
     with webcam(camera, reopen_max_s=5.0) as source:
         assert source.wait(2.0)
@@ -203,7 +193,7 @@ def test_failing_reads_release_and_reopen():
 
 
 def test_frozen_camera_is_reported_reopened_and_its_picture_not_delivered_again(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.kiosk.camera")
+    caplog.set_level(logging.INFO, logger="monalisa.kiosk.webcam")
     camera = FakeCamera()
     with webcam(camera) as source:
         assert source.wait(2.0)
@@ -221,7 +211,7 @@ def test_frozen_camera_is_reported_reopened_and_its_picture_not_delivered_again(
 
 
 def test_identical_black_frames_of_a_dark_room_are_not_a_frozen_camera(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.kiosk.camera")
+    caplog.set_level(logging.INFO, logger="monalisa.kiosk.webcam")
     camera = FakeCamera()
     with webcam(camera) as source:  # frozen_after_s = 0.4
         assert source.wait(2.0)
@@ -296,7 +286,7 @@ def test_other_indices_are_not_tried_when_disabled():
 
 
 def test_camera_errors_and_crashes_in_the_thread_are_logged_and_survived(caplog):
-    caplog.set_level(logging.INFO, logger="monalisa.kiosk.camera")
+    caplog.set_level(logging.INFO, logger="monalisa.kiosk.webcam")
     camera = FakeCamera()
     camera.raise_on_open = cv2.error("simulated driver error")
     with webcam(camera) as source:
@@ -326,135 +316,11 @@ def test_bad_fourcc_is_a_config_error():
         WebcamSource(CameraConfig(fourcc="MJPEG"))
 
 
-def test_open_source_picks_the_source_kind(tmp_path):
-    missing_camera = open_source(CameraConfig(source="7"), capture_factory=FakeCamera().factory)
-    assert isinstance(missing_camera, WebcamSource)  # no camera 7: no error, it just stays lost and retries
-    with pytest.raises(CameraError, match="not found"):
-        open_source(CameraConfig(source=str(tmp_path / "nope.avi")))
-    video = write_video(tmp_path / "v.avi", 5)
-    source = open_source(CameraConfig(source=str(video), pace=False, loop=True))
-    assert isinstance(source, VideoFileSource) and source.loop and not source.pace
-    source.close()
-
-
 def test_list_cameras_lists_video_devices():
     cameras = list_cameras()
     assert isinstance(cameras, list) and all(isinstance(c, CameraInfo) for c in cameras)
     if not Path("/dev/video0").exists():
         assert cameras == []
-
-
-# --------------------------------------------------------------------------------------------
-# Video files
-
-
-def write_video(path: Path, frames: int, fps: float = 30, size=(64, 48)) -> Path:
-    """A tiny MJPG video whose frame i is filled with grey level 5*i."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 5 * i, np.uint8))
-    writer.release()
-    return path
-
-
-def grey(frame: Frame) -> int:
-    return int(round(frame.image.mean() / 5))
-
-
-def test_unpaced_video_returns_every_frame_in_order_then_ends(tmp_path):
-    video = write_video(tmp_path / "v.avi", 12)
-    with VideoFileSource(video, pace=False) as source:
-        frames = []
-        while (frame := source.read_latest()) is not None:
-            frames.append(frame)
-        assert [f.index for f in frames] == list(range(12))
-        assert [grey(f) for f in frames] == list(range(12))
-        assert source.state == "ended" and source.read_latest() is None
-
-
-def test_paced_video_releases_the_frame_due_now_and_drops_the_rest(tmp_path):
-    video = write_video(tmp_path / "v.avi", 12, fps=10)
-    now = [100.0]
-    source = VideoFileSource(video, pace=True, clock=lambda: now[0])
-    assert source.state == "starting" and source.read_latest() is None
-    source.start()
-    first = source.read_latest()
-    assert (first.index, grey(first), first.t) == (0, 0, 100.0)
-    assert source.read_latest() is None  # frame 1 is not due before t0 + 0.1
-    now[0] = 100.35
-    late = source.read_latest()
-    assert (late.index, grey(late)) == (3, 3) and late.t == pytest.approx(100.3)
-    now[0] = 102.0
-    assert source.read_latest() is None and source.state == "ended"
-
-
-class RetrieveCounter:
-    """Wraps a cv2.VideoCapture and counts the frames converted to images."""
-
-    def __init__(self, capture):
-        self.capture, self.retrieved, self.reads = capture, 0, 0
-
-    def retrieve(self, *args):
-        self.retrieved += 1
-        return self.capture.retrieve(*args)
-
-    def read(self, *args):
-        self.reads += 1
-        return self.capture.read(*args)
-
-    def __getattr__(self, name):
-        return getattr(self.capture, name)
-
-
-def test_paced_video_only_grabs_the_frames_it_drops(tmp_path, monkeypatch):
-    video = write_video(tmp_path / "v.avi", 12, fps=10)
-    opened = []
-    real_open = VideoFileSource._open_capture
-    monkeypatch.setattr(VideoFileSource, "_open_capture",
-                        lambda self: opened.append(RetrieveCounter(real_open(self))) or opened[-1])
-    now = [100.0]
-    source = VideoFileSource(video, pace=True, clock=lambda: now[0])
-    source.start()
-    assert grey(source.read_latest()) == 0
-    now[0] = 101.05
-    late = source.read_latest()
-    assert (late.index, grey(late)) == (10, 10)  # frames 1-9 dropped
-    assert (opened[0].retrieved, opened[0].reads) == (2, 0)  # only frames 0 and 10 became images
-
-
-def test_looping_video_replays_with_growing_indices(tmp_path):
-    video = write_video(tmp_path / "v.avi", 4)
-    with VideoFileSource(video, pace=False, loop=True) as source:
-        frames = [source.read_latest() for _ in range(10)]
-    assert [f.index for f in frames] == list(range(10))
-    assert [grey(f) for f in frames] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
-
-
-def test_paced_video_keeps_time_with_the_real_clock(tmp_path):
-    video = write_video(tmp_path / "v.avi", 100, fps=30)
-    with VideoFileSource(video, pace=True) as source:
-        start = time.monotonic()
-        frames = []
-        while time.monotonic() - start < 0.5:
-            if source.wait(0.1) and (frame := source.read_latest()) is not None:
-                frames.append(frame)
-    assert 13 <= len(frames) <= 17  # ~15 frames in 0.5 s at 30 fps
-    assert np.all(np.diff([f.t for f in frames]) == pytest.approx(1 / 30, abs=0.004))
-    assert frames[-1].t <= time.monotonic()
-
-
-@pytest.mark.parametrize("content", [b"", b"this is not a video\n" * 50])
-def test_empty_or_non_video_file_is_a_camera_error(tmp_path, content):
-    path = tmp_path / "bad.avi"
-    path.write_bytes(content)
-    with pytest.raises(CameraError, match="bad.avi"):
-        VideoFileSource(path)
-
-
-def test_video_without_frames_is_a_camera_error(tmp_path):
-    path = write_video(tmp_path / "none.avi", 0)
-    with pytest.raises(CameraError):
-        VideoFileSource(path)
 
 
 def test_close_while_the_driver_blocks_leaves_the_source_ended():
