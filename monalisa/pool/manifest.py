@@ -240,6 +240,13 @@ def _format2(data: dict, portrait: dict, patch: Rect, cells: list[tuple[int, int
 def read_manifest(directory: str | os.PathLike) -> Manifest:
     """Read and validate ``manifest.json`` only (no images)."""
     directory = Path(directory)
+    if directory.is_file():
+        import cv2
+
+        hint = ""
+        if cv2.haveImageReader(str(directory)):  # by content: a portrait given where a pool belongs
+            hint = f"; to make a pool from this image: monalisa precompute {directory} --out POOL_DIR"
+        raise fail(directory, f"is a file, not a pool directory{hint}")
     if not directory.is_dir():
         raise fail(directory, "no such pool directory")
     path = directory / MANIFEST

@@ -93,6 +93,13 @@ def test_pool_directory_that_does_not_exist(tmp_path, capsys):
     fails_with_one_line(capsys, run_argv(tmp_path / "nope", "--camera", "7"), "no such pool directory")
 
 
+def test_an_image_given_as_the_pool_suggests_precompute(pool, tmp_path, capsys):
+    painting = tmp_path / "painting.jpg"
+    painting.write_bytes((pool / "portrait.png").read_bytes())  # content decides, not the name
+    line = fails_with_one_line(capsys, run_argv(painting, "--camera", "7"), "is a file, not a pool directory")
+    assert f"monalisa precompute {painting} --out" in line
+
+
 # ----------------------------------------------------------------------------- cameras
 
 def test_empty_video_as_camera(pool, tmp_path, capsys):
