@@ -281,14 +281,16 @@ def open_kiosk(config: Config, pool: Pool, source=None, *, headless: bool = Fals
     """
     from monalisa.kiosk.camera import open_source
     from monalisa.kiosk.detector import BlazeFaceDetector
-    from monalisa.kiosk.render import Renderer
+    from monalisa.kiosk.render import SCREEN_HINT, Renderer
 
     with contextlib.ExitStack() as parts:  # everything opened here is closed, in reverse
         if source is None:
             source = open_source(config.camera)
         parts.enter_context(contextlib.closing(source))
         detector = parts.enter_context(contextlib.closing(BlazeFaceDetector(config.detector)))
-        renderer = parts.enter_context(contextlib.closing(Renderer(pool, config.render, headless=headless)))
+        hint = f"{SCREEN_HINT}; `run --headless` runs without a window"
+        renderer = parts.enter_context(contextlib.closing(Renderer(pool, config.render, headless=headless,
+                                                                   no_screen_hint=hint)))
         tracker, mapping, selector = build_parts(config, pool)
         yield Kiosk(source, detector, tracker, mapping, selector, renderer, **kiosk_args)
 

@@ -22,6 +22,7 @@ from monalisa.config import RenderConfig
 from monalisa.errors import DisplayError
 from monalisa.kiosk.overlay import TEXT_RGB, DebugInfo, DebugOverlay
 from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
+from monalisa.mp_quiet import quiet_stderr
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
 
@@ -36,9 +37,10 @@ KEY_ACTIONS = {"K_ESCAPE": "quit", "K_q": "quit", "K_f": "fullscreen", "K_d": "d
 
 
 OFF_SCREEN_DRIVERS = ("offscreen", "dummy")
+SCREEN_HINT = "run it in the desktop session, or set DISPLAY to the kiosk's screen (e.g. DISPLAY=:0)"
 
 
-def require_a_screen(driver: str, hint: str = "run it in the desktop session, or `run` with --headless") -> None:
+def require_a_screen(driver: str, hint: str = SCREEN_HINT) -> None:
     """Refuse to run a window nobody can see: SDL silently falls back to off-screen without X.
 
     Asking for the dummy driver on purpose (SDL_VIDEODRIVER=dummy, as tests do) is allowed.
@@ -46,7 +48,7 @@ def require_a_screen(driver: str, hint: str = "run it in the desktop session, or
     if driver in OFF_SCREEN_DRIVERS and os.environ.get("SDL_VIDEODRIVER") != driver:
         where = os.environ.get("DISPLAY")
         reason = f"the X display {where} is not reachable" if where else "DISPLAY is not set"
-        raise DisplayError(f"no screen to draw on: {reason} ({hint})")
+        raise DisplayError(f"no screen to draw on: {reason}; {hint}")
 
 
 @dataclass
@@ -68,7 +70,7 @@ def parse_colour(text: str) -> tuple[int, int, int]:
 class Renderer:
     """The kiosk window: ``show(cell)`` blits one pre-scaled patch; ``poll()`` handles keys."""
 
-    def __init__(self, pool: Pool, config: RenderConfig, headless: bool = False):
+    def __init__(self, pool: Pool, config: RenderConfig, headless: bool = False, no_screen_hint: str = SCREEN_HINT):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         os.environ.setdefault("SDL_VIDEO_MINIMIZE_ON_FOCUS_LOSS", "0")  # stay up when focus moves
         os.environ.setdefault("SDL_VIDEO_ALLOW_SCREENSAVER", "0")       # no blanking in the gallery
@@ -92,12 +94,13 @@ class Renderer:
         self._overlay = DebugOverlay(pygame, self._to_surface)
         self._keys = {getattr(pygame, name): action for name, action in KEY_ACTIONS.items()}
         try:
-            pygame.display.init()
+            with quiet_stderr():  # SDL prints its own line (XDG_RUNTIME_DIR ...) when there is no display
+                pygame.display.init()
             pygame.font.init()
         except pygame.error as exc:
             raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
         if not headless:
-            require_a_screen(pygame.display.get_driver())
+            require_a_screen(pygame.display.get_driver(), no_screen_hint)
             count = pygame.display.get_num_displays()
             if config.display >= count:
                 raise DisplayError(f"[render] display {config.display} does not exist; "

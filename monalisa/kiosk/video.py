@@ -58,6 +58,9 @@ class VideoFileSource(ClosingSource):
         self.path = Path(path)
         self.pace, self.loop = pace, loop
         self._clock = clock
+        if self.path.is_dir():
+            raise CameraError(f"{self.path} is a directory; the camera must be a camera index (0), "
+                              f"a /dev/video path or a video file")
         if not self.path.is_file():
             raise CameraError(f"video file not found: {self.path}")
         kind = sniff_non_video(self.path)

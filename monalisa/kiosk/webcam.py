@@ -187,6 +187,9 @@ class WebcamSource(ClosingSource):
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
+            if self._thread is None:  # never started (the kiosk failed to start): nothing to report
+                self._worker_state = self._reported_state = ENDED
+                return
         if self._thread is not None:
             self._thread.join(timeout=self.config.read_timeout_s + 1.0)
             if self._thread.is_alive():

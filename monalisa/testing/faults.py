@@ -1,4 +1,4 @@
-"""Frame sources for tests and soak runs: image sequences and a camera that fails on schedule.
+"""Frame sources for tests: image sequences and a camera that fails on schedule.
 
 `FaultInjectingSource` wraps any source and unplugs, stalls or freezes it at given frame numbers,
 so the kiosk's handling of a failing webcam can be exercised without one (`parse_faults` reads

@@ -1,5 +1,7 @@
 """`monalisa preview`: the mouse picks the cell."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,20 @@ def test_preview_debug_overlay_runs(pool):
 def test_run_preview_stops_after_max_seconds(pool):
     assert run_preview(pool, RenderConfig(window_width=200, window_height=200), headless=True,
                        max_seconds=0.2) == 0
+
+
+def test_preview_without_a_display_says_what_would_work_in_one_line(pool, tmp_path):
+    """SDL's own XDG_RUNTIME_DIR line stays off stderr, and the hint is not `run --headless`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR",
+                                                             "SDL_VIDEODRIVER")}
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-m", "monalisa", "preview", str(pool.directory)], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "DISPLAY is not set" in lines[0] and "DISPLAY=:0" in lines[0] and "--headless" not in lines[0]

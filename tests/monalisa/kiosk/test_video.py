@@ -135,6 +135,8 @@ def test_open_source_picks_the_source_kind(tmp_path):
     assert isinstance(missing_camera, WebcamSource)  # no camera 7: no error, it just stays lost and retries
     with pytest.raises(CameraError, match="not found"):
         open_source(CameraConfig(source=str(tmp_path / "nope.avi")))
+    with pytest.raises(CameraError, match="is a directory; the camera must be a camera index"):
+        open_source(CameraConfig(source=str(tmp_path)))
     video = write_video(tmp_path / "v.avi", 5)
     source = open_source(CameraConfig(source=str(video), pace=False, loop=True))
     assert isinstance(source, VideoFileSource) and source.loop and not source.pace
