@@ -21,11 +21,22 @@ STATES = (STARTING, OK, STALLED, FROZEN, LOST, ENDED)
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One camera image (RGB uint8 HxWx3), its number since the source was created, and its grab time."""
+    """One camera image (RGB uint8 HxWx3), its number since the source was created, and its time.
+
+    ``t`` is the kiosk's time for the frame: time.monotonic() at the grab for a camera, the media
+    time (on a timeline started at start()) for a video file. ``grabbed`` is the monotonic time of
+    the grab when it differs from ``t`` (an unpaced video), so latencies are still measured.
+    """
 
     image: np.ndarray
     index: int
-    t: float  # time.monotonic() when the frame was grabbed
+    t: float
+    grabbed: float | None = None
+
+    @property
+    def grab_time(self) -> float:
+        """time.monotonic() when the frame was grabbed (latencies count from here)."""
+        return self.t if self.grabbed is None else self.grabbed
 
 
 class FrameSource(Protocol):

@@ -58,7 +58,7 @@ class FrameRecord:
     """What the loop did with one camera frame; one instance is reused, observers copy what they keep."""
 
     frame: int = -1                                  # camera frame number, from 0
-    t: float = 0.0                                   # capture time, time.monotonic() seconds
+    t: float = 0.0                                   # the frame's time (see Frame.t: a video's media time)
     faces: int = 0                                   # faces detected
     eye: tuple[float, float] | None = None           # chosen viewer's raw eye midpoint (camera coords)
     mirror: bool = False                             # the mapping's mirror setting for this frame
@@ -101,6 +101,7 @@ class Kiosk:
         self.record = FrameRecord(cell=selector.cell)
         self.camera_state: str | None = None
         self._shown: tuple[int, int] | None = None
+        self._timeline = 0.0                  # camera time minus clock time at the last frame (0 for a webcam)
         self._status: str | None = None       # the message on screen
         self._fps = FpsMeter()                # camera frames processed, for the overlay
 
@@ -139,10 +140,14 @@ class Kiosk:
             return
         now = self.clock()
         if state != "ok":
-            self._tick_without_camera(now)
+            self._tick_without_camera(self.now())
         if self.health is not None:
             self.health.tick(now)
         self.source.wait(self.wait_s)
+
+    def now(self) -> float:
+        """The kiosk's time: the camera's (a video's media time), carried on by the clock between frames."""
+        return self.clock() + self._timeline
 
     def stop(self) -> None:
         """Ask the loop to finish after the current step (signal handlers call this)."""
@@ -152,6 +157,7 @@ class Kiosk:
         """Detect, choose the viewer, map to a cell, show it; returns the cell shown."""
         clock = self.clock
         start = clock()
+        self._timeline = frame.t - frame.grab_time
         if self.camera_state == "frozen":
             faces = ()  # a frozen picture shows who was there, not who is there
         else:
@@ -171,7 +177,7 @@ class Kiosk:
         rec.eye = state.face.eye_mid if state.face is not None else None
         rec.mirror = self.mapping.mirror
         ms = rec.stage_ms
-        ms["capture"] = (start - frame.t) * 1000.0
+        ms["capture"] = (start - frame.grab_time) * 1000.0
         ms["detect"] = (detected - start) * 1000.0
         ms["select"] = (selected - detected) * 1000.0
         self._fps.tick(frame.t)
@@ -182,7 +188,7 @@ class Kiosk:
         self._shown = cell
         self.frames += 1
         ms["render"] = (shown - selected) * 1000.0
-        ms["total"] = (shown - frame.t) * 1000.0
+        ms["total"] = (shown - frame.grab_time) * 1000.0
         for observer in self.observers:
             observer(rec)
         if self.health is not None:
@@ -236,10 +242,11 @@ class Kiosk:
 class TraceWriter:
     """One JSON line per processed camera frame, through a buffered file flushed at close.
 
-    Keys: ``frame`` (camera frame number from 0), ``t`` (capture time in seconds since the
-    first traced frame's capture), ``faces`` (count), ``eye`` ([x, y] of the chosen viewer's
-    eye midpoint, normalized, x mirrored when mirror is on; null when nobody), ``cell``
-    ([row, column] shown), ``latency_ms`` (capture to display updated).
+    Keys: ``frame`` (camera frame number from 0), ``t`` (the frame's time in seconds since the
+    first traced frame's: capture time for a camera, media time for a video file, paced or not),
+    ``faces`` (count), ``eye`` ([x, y] of the chosen viewer's eye midpoint, normalized, x mirrored
+    when mirror is on; null when nobody), ``cell`` ([row, column] shown), ``latency_ms`` (grab to
+    display updated).
     """
 
     def __init__(self, path: Path):

@@ -44,13 +44,14 @@ def sniff_non_video(path: Path) -> str | None:
 
 
 class VideoFileSource(ClosingSource):
-    """A video file as a camera: paced at its own fps (newest due frame), or every frame as fast as asked.
+    """A video file as a camera, on its own clock: every frame carries its media time.
 
-    Reading happens in the caller's thread inside read_latest: with pace=True the frames the
-    caller was too slow for are skipped (their indices are skipped too, like a camera's
-    dropped frames) with grab() only, so they are never converted to images; with pace=False
-    every frame is returned in order. Frame.t is the frame's place on the timeline (paced) or
-    its decode time (not paced).
+    Frame.t is start() time + the frame's media time (its timestamp in the file, continued across
+    loops), whether paced or not, so the kiosk's timers, filters and viewer switching see the
+    video's real time and a fast replay does exactly what the kiosk does in real time. Paced, a
+    frame is released when its media time comes (frames the caller was too slow for are skipped
+    with grab() only, their indices too, like a camera's dropped frames). Not paced, every frame
+    is returned in order at once, with Frame.grabbed its decode time for latency figures.
     """
 
     def __init__(self, path: str | Path, pace: bool = True, loop: bool = False,
@@ -69,14 +70,16 @@ class VideoFileSource(ClosingSource):
         self._capture = self._open_capture()
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
-        self._grabbed = self._capture.grab()  # the next frame, grabbed ahead so a file without frames fails here
+        self._offset = 0.0          # media time at which the current pass through the file began
+        self._ahead_t = -math.inf   # media time of the grabbed-ahead frame (timeline seconds)
+        self._file_frames = 0       # frames grabbed since the file was last (re)opened
+        self._grabbed = self._grab()  # the next frame, grabbed ahead so a file without frames fails here
         if not self._grabbed:
             self._capture.release()
             raise CameraError(f"video file has no readable frames: {self.path}")
         self._next_index = 0
         self._t0: float | None = None
         self._state = STARTING
-        self._file_frames = 0  # frames decoded since the file was last (re)opened
 
     def _open_capture(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -85,13 +88,27 @@ class VideoFileSource(ClosingSource):
             raise CameraError(f"not a readable video file: {self.path}")
         return capture
 
+    def _grab(self) -> bool:
+        """Grab the next frame of the file and note its media time (its timestamp, else 1/fps after the last)."""
+        if not self._capture.grab():
+            return False
+        ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        after = self._ahead_t + 1.0 / self.fps if self._file_frames else self._offset
+        t = self._offset + ms / 1000.0 if math.isfinite(ms) and ms >= 0 else after
+        if self._file_frames and t <= self._ahead_t:   # no usable timestamps: even spacing
+            t = after
+        self._ahead_t = t
+        self._file_frames += 1
+        return True
+
     def _ready(self) -> bool:
         """Whether a next frame is grabbed, rewinding a looping file at its end; ends the source if not."""
         if not self._grabbed and self.loop and self._file_frames > 0:
             self._capture.release()
             self._capture = self._open_capture()
+            self._offset = self._ahead_t + 1.0 / self.fps   # the next pass goes on from where this one ended
             self._file_frames = 0
-            self._grabbed = self._capture.grab()
+            self._grabbed = self._grab()
         if not self._grabbed:
             self._end()
         return self._grabbed
@@ -100,21 +117,21 @@ class VideoFileSource(ClosingSource):
         """Pass over the next frame without converting it to an image; False when the file has ended."""
         if not self._ready():
             return False
-        self._file_frames += 1
-        self._grabbed = self._capture.grab()
+        self._next_index += 1
+        self._grabbed = self._grab()
         return True
 
-    def _take(self) -> np.ndarray | None:
-        """The next frame as a BGR image (rewinding when looping); None when the file has ended.
+    def _take(self) -> tuple[np.ndarray, float] | None:
+        """The next frame as a BGR image and its media time (rewinding when looping); None at the end.
 
         A frame that was grabbed but cannot be retrieved ends the file, as a failed read() did.
         """
         while self._ready():
             ok, bgr = self._capture.retrieve()
             if ok and bgr is not None:
-                self._file_frames += 1
-                self._grabbed = self._capture.grab()
-                return bgr
+                media_t = self._ahead_t
+                self._grabbed = self._grab()
+                return bgr, media_t
             self._grabbed = False  # unreadable: end here (or rewind when looping and frames were read)
         return None
 
@@ -135,28 +152,22 @@ class VideoFileSource(ClosingSource):
             self._state = OK
 
     def read_latest(self) -> Frame | None:
-        """Paced: the frame due now if not returned yet. Not paced: simply the next frame."""
+        """Paced: the newest frame due now, if not returned yet. Not paced: simply the next frame."""
         if self._t0 is None or self._state == ENDED:
             return None
-        if not self.pace:
-            image = self._take()
-            if image is None:
+        if self.pace:
+            elapsed = self._clock() - self._t0
+            if not self._ready() or self._ahead_t > elapsed:
                 return None
-            return self._frame(image, self._clock())
-        due = int((self._clock() - self._t0) * self.fps)
-        if due < self._next_index:
+            while self._ahead_t + 1.0 / self.fps <= elapsed:  # a later frame is due too: drop this one
+                if not self._skip() or not self._ready():
+                    return None
+        taken = self._take()
+        if taken is None:
             return None
-        while self._next_index < due:  # frames the caller was too slow for: dropped, like a camera
-            if not self._skip():
-                return None
-            self._next_index += 1
-        image = self._take()
-        if image is None:
-            return None
-        return self._frame(image, self._t0 + self._next_index / self.fps)
-
-    def _frame(self, bgr: np.ndarray, t: float) -> Frame:
-        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._next_index, t)
+        bgr, media_t = taken
+        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._next_index, self._t0 + media_t,
+                      grabbed=None if self.pace else self._clock())
         self._next_index += 1
         return frame
 
@@ -167,8 +178,7 @@ class VideoFileSource(ClosingSource):
             return False
         if not self.pace:
             return True
-        due_at = self._t0 + self._next_index / self.fps
-        pause = due_at - self._clock()
+        pause = self._t0 + self._ahead_t - self._clock()
         if pause > timeout:
             time.sleep(max(0.0, timeout))
             return False

@@ -50,43 +50,6 @@ class FrameLog:
         self.cells.append(rec.cell)
 
 
-class VideoTimeline:
-    """A not-paced video whose frames are stamped with their place on the video's timeline.
-
-    For tracking measurements: the viewer filter sees the camera's real frame spacing
-    (1/fps) while the loop still runs as fast as it can, so results do not depend on the
-    machine's load. Latencies measured through it are meaningless.
-    """
-
-    def __init__(self, source):
-        self.source = source
-        self.t0 = time.monotonic()
-
-    @property
-    def state(self) -> str:
-        return self.source.state
-
-    def start(self) -> None:
-        self.source.start()
-
-    def read_latest(self):
-        from monalisa.kiosk.camera import Frame
-
-        frame = self.source.read_latest()
-        if frame is None:
-            return None
-        return Frame(frame.image, frame.index, self.t0 + frame.index / self.source.fps)
-
-    def wait(self, timeout: float) -> bool:
-        return self.source.wait(timeout)
-
-    def close(self) -> None:
-        self.source.close()
-
-    def describe(self) -> str:
-        return f"{self.source.describe()} (timeline timestamps)"
-
-
 @dataclass
 class BenchResult:
     """What one bench run measured."""
@@ -124,18 +87,19 @@ class BenchResult:
         return float(p50), float(p95), float(p99)
 
 
-def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False, timeline: bool = False,
+def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False,
             frames: int | None = None, warmup: int = WARMUP_FRAMES) -> BenchResult:
     """Run the headless kiosk on ``video`` and time every stage of every frame.
 
-    ``timeline``: not paced, but frames stamped 1/fps apart (see VideoTimeline).
+    Paced or not, the kiosk runs on the video's media time (its filters, timers and viewer switching
+    see what they would in real time), so the cells shown agree; only the latencies differ.
     """
     from monalisa.kiosk.video import VideoFileSource
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    source = VideoFileSource(video, pace=pace and not timeline, loop=False)
+    source = VideoFileSource(video, pace=pace, loop=False)
     recorder = FrameLog()
-    with open_kiosk(config, pool, VideoTimeline(source) if timeline else source, headless=True,
+    with open_kiosk(config, pool, source, headless=True,
                     observers=[recorder]) as kiosk:
         kiosk.detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
         kiosk.source.start()

@@ -128,7 +128,7 @@ class FaultInjectingSource(ClosingSource):
         if fault.kind == "freeze":
             if self._last_image is None:
                 self._last_image = frame.image
-            return Frame(self._last_image, frame.index, frame.t)
+            return Frame(self._last_image, frame.index, frame.t, frame.grabbed)
         return None
 
     def _set_state(self, state: str, fault: Fault | None) -> None:

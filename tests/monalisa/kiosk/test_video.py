@@ -101,6 +101,42 @@ def test_looping_video_replays_with_growing_indices(tmp_path):
         frames = [source.read_latest() for _ in range(10)]
     assert [f.index for f in frames] == list(range(10))
     assert [grey(f) for f in frames] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert np.diff([f.t for f in frames]) == pytest.approx([1 / 30] * 9)  # media time runs on across the loop
+
+
+def test_unpaced_video_frames_carry_media_time_and_their_decode_time(tmp_path):
+    video = write_video(tmp_path / "v.avi", 12, fps=25)
+    now = [50.0]
+
+    def clock():
+        now[0] += 0.001  # decoding is much faster than real time
+        return now[0]
+
+    with VideoFileSource(video, pace=False, clock=clock) as source:
+        frames = []
+        while (frame := source.read_latest()) is not None:
+            frames.append(frame)
+    t0 = frames[0].t
+    assert [f.t - t0 for f in frames] == pytest.approx([i / 25 for i in range(12)])   # the video's own clock
+    assert all(f.grabbed is not None and f.grab_time == f.grabbed for f in frames)
+    assert frames[-1].grabbed - frames[0].grabbed < 0.1 < frames[-1].t - frames[0].t
+
+
+def test_paced_and_unpaced_replays_give_the_same_timeline(tmp_path):
+    video = write_video(tmp_path / "v.avi", 30, fps=30)
+    now = [10.0]
+    paced = VideoFileSource(video, pace=True, clock=lambda: now[0])
+    paced.start()
+    paced_t = []
+    for i in range(30):
+        now[0] = 10.0 + (i + 0.5) / 30  # mid-frame: this frame is due, the next one not yet
+        frame = paced.read_latest()
+        paced_t.append(frame.t - 10.0)
+        assert frame.grabbed is None and frame.grab_time == frame.t
+    paced.close()
+    with VideoFileSource(video, pace=False) as fast:
+        fast_t = [fast.read_latest().t for _ in range(30)]
+    assert np.array(paced_t) == pytest.approx(np.array(fast_t) - fast_t[0], abs=1e-9)
 
 
 def test_paced_video_keeps_time_with_the_real_clock(tmp_path):
