@@ -92,6 +92,13 @@ class GazeConfig:
 
     mapping: str = _key("geometric", "geometric: eye contact from camera geometry; linear: the original x-to-column",
                         choices=("geometric", "linear"))
+    gain: float = _key(0.25, "geometric: the portrait looks gain x the viewer's angle from the screen's normal."
+                             " A flat picture's gaze is seen turned toward every viewer, so 1 (aiming at where they"
+                             " stand) reads as looking 9/16/19 deg past them at 10/20/30 deg; 0 reads as eye contact"
+                             " from anywhere but never moves. 0.25 keeps the perceived miss within 2.4/4.3/5.3 deg"
+                             " (inside the 4-9 deg still taken as eye contact) and the eyes visibly following"
+                             " (15 deg over a +-30 deg walk); raise it to follow more visibly, lower it for surer"
+                             " contact", min=0, max=1.5)
     mirror: bool = _key(True, "mirror the camera image (a viewer on the screen's left looks toward column 0)")
     camera_hfov_deg: float = _key(60.0, "camera horizontal field of view", min=10, max=170)
     camera_x_mm: float = _key(0.0, "camera position right of the portrait's eyes on screen", min=-5000, max=5000)

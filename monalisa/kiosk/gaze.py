@@ -48,13 +48,17 @@ class LinearMapping:
 
 
 class GeometricMapping:
-    """Eye contact: the direction from the portrait's eyes to the viewer's eyes, in 3D.
+    """Eye contact as people perceive it: the viewer's direction t from the portrait's eyes, aimed at gain x t.
 
     The viewer's distance comes from the pixel distance between their eyes (a typical
     ``eye_distance_mm`` apart) and the camera's focal length (from ``camera_hfov_deg``);
     their eye midpoint is back-projected to a 3D point in camera coordinates, moved to
     coordinates centred on the portrait's eyes (x right, y up, z out of the screen), and
-    yaw = atan2(x, z), pitch = atan2(y, z) pick the nearest cell of the pool's grid.
+    t = (atan2(x, z), atan2(y, z)). A flat picture's gaze a is seen from angle t as aimed at
+    about atan(tan a + tan t) (docs/research.md, "Seeing a gaze in a flat picture"), so the
+    portrait looks at ``gain`` x t (true degrees from the picture normal, as the pool's grid is):
+    gain 1 aims at the viewer's physical position and is seen as looking past them; gain 0 looks
+    straight out, seen as eye contact from anywhere but never visibly following.
     """
 
     name = "geometric"
@@ -92,10 +96,16 @@ class GeometricMapping:
         z = max(z, 1.0)  # a viewer cannot stand behind the screen
         return math.degrees(math.atan2(x, z)), math.degrees(math.atan2(y, z))
 
+    def aim(self, position: tuple[float, float], eye_distance: float | None,
+            frame_size: tuple[int, int]) -> tuple[float, float]:
+        """(yaw, pitch) in degrees the portrait looks at: ``gain`` x the viewer's direction."""
+        yaw, pitch = self.direction(position, eye_distance, frame_size)
+        return self.config.gain * yaw, self.config.gain * pitch
+
     def target(self, position: tuple[float, float], eye_distance: float | None,
                frame_size: tuple[int, int]) -> tuple[float, float]:
-        """Cell coordinates of (yaw, pitch) within the pool's grid (extrapolated past its edges)."""
-        yaw, pitch = self.direction(position, eye_distance, frame_size)
+        """Cell coordinates of the aim within the pool's grid (extrapolated past its edges)."""
+        yaw, pitch = self.aim(position, eye_distance, frame_size)
         return fractional_index(-pitch, self.neg_pitches), fractional_index(yaw, self.yaws)
 
 

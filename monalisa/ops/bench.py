@@ -42,12 +42,14 @@ class FrameLog:
         self.stage_ms: dict[str, list[float]] = {name: [] for name in STAGES}
         self.indices: list[int] = []
         self.cells: list[tuple[int, int]] = []
+        self.eyes: list[tuple[float, float] | None] = []   # the followed viewer's raw eye midpoint
 
     def __call__(self, rec: FrameRecord) -> None:
         for name in STAGES:
             self.stage_ms[name].append(rec.stage_ms[name])
         self.indices.append(rec.frame)
         self.cells.append(rec.cell)
+        self.eyes.append(rec.eye)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class BenchResult:
     stage_ms: dict[str, np.ndarray] = field(default_factory=dict)  # after the warm-up frames
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))        # camera frame numbers
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))     # (row, column) shown
+    eyes: list = field(default_factory=list)     # per frame: the followed viewer's raw eye midpoint, or None
     warmup: int = WARMUP_FRAMES  # first frames left out of stage_ms
 
     @property
@@ -112,7 +115,7 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
     stats = {name: np.asarray(values[warmup:], dtype=np.float64) for name, values in recorder.stage_ms.items()}
     return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
-                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), warmup=warmup)
+                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), eyes=recorder.eyes, warmup=warmup)
 
 
 def format_report(result: BenchResult, title: str = "") -> str:

@@ -83,6 +83,28 @@ def test_geometric_farther_viewer_same_offset_smaller_angle():
             < abs(m.direction((u_near, 0.5), eye_px_at(500), SIZE)[0]))
 
 
+def test_gain_scales_the_aim_and_the_cell_follows_the_true_degrees():
+    position, eye = (0.8, 0.5), eye_px_at(600)
+    full = GeometricMapping(centred_config(gain=1.0), YAWS, PITCHES)
+    quarter = GeometricMapping(centred_config(gain=0.25), YAWS, PITCHES)
+    still = GeometricMapping(centred_config(gain=0.0), YAWS, PITCHES)
+    t_yaw, t_pitch = full.direction(position, eye, SIZE)
+    assert quarter.direction(position, eye, SIZE) == (t_yaw, t_pitch)      # the viewer's direction is geometry
+    assert quarter.aim(position, eye, SIZE) == pytest.approx((0.25 * t_yaw, 0.25 * t_pitch))
+    assert quarter.target(position, eye, SIZE)[1] == pytest.approx(fractional_index(0.25 * t_yaw, YAWS))
+    assert still.target(position, eye, SIZE)[1] == pytest.approx(16.0)     # straight out: yaw 0 is column 16
+
+
+def test_the_default_gain_keeps_perceived_eye_contact_and_visible_following():
+    """atan(tan a + tan t) - t (docs/research.md): the miss a viewer at t perceives for the aim a = gain t."""
+    gain = GazeConfig().gain
+    for t, most in ((10, 3.0), (20, 4.5), (30, 5.5)):
+        a = gain * t
+        seen = math.degrees(math.atan(math.tan(math.radians(a)) + math.tan(math.radians(t))))
+        assert 0 < seen - t <= most
+    assert 2 * gain * 30 >= 12  # the eyes still swing visibly as a viewer walks from -30 to +30 degrees
+
+
 def test_geometric_camera_offset_shifts_the_direction():
     # camera 200 mm right of the portrait's eyes: a viewer straight in front of the camera is to the right
     m = GeometricMapping(centred_config(camera_x_mm=200.0), YAWS, PITCHES)
