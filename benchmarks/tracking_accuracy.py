@@ -36,7 +36,7 @@ from _report import check  # noqa: E402  (this script's folder is on sys.path)
 
 from monalisa.config import Config  # noqa: E402
 from monalisa.kiosk.gaze import make_mapping  # noqa: E402
-from monalisa.ops.bench import grid_pool, measure  # noqa: E402
+from monalisa.ops.bench import BlinkingPool, grid_pool, measure  # noqa: E402
 from monalisa.testing.synthetic import Actor, GroundTruth, Pose, load_heads, render_video, walker  # noqa: E402
 
 COLS = 33
@@ -163,7 +163,7 @@ def main() -> int:
     heads = load_heads()
     results: dict[tuple[str, float, bool], Figures] = {}
     with tempfile.TemporaryDirectory(prefix="tracking-") as tmp:
-        pool = grid_pool(Path(tmp) / "pool", cols=COLS)
+        pool = BlinkingPool(grid_pool(Path(tmp) / "pool", cols=COLS))   # blinks hold the cell: include them
         videos = {}
         for crossing_s in speeds:
             folder = Path(tmp) / f"{crossing_s:g}"
@@ -171,7 +171,8 @@ def main() -> int:
             videos[crossing_s] = make_videos(folder, crossing_s, heads)
         for mapping in mappings:
             config = config_for(mapping)
-            print(f"\n{mapping} mapping (gain {config.gaze.gain:g}), {COLS} columns")
+            gain = f" (gain {config.gaze.gain:g})" if mapping == "geometric" else ""
+            print(f"\n{mapping} mapping{gain}, {COLS} columns, blinking pool, [life] defaults")
             print(f"{'crossing':>9} {'run':>8} {'within 1 (moving)':>22} {'still changes':>14} "
                   f"{'closer takes over':>18} {'farther steals':>15}")
             for crossing_s in speeds:

@@ -23,6 +23,8 @@ RELATIVE_HELP = "; a relative path in a config file is taken from the file's fol
 
 # keys that were renamed: an old name still works (with a warning) so an upgraded kiosk keeps running
 RENAMED_KEYS = {("viewer", "idle_after"): "idle_after_s"}
+# keys no longer used: ignored with a warning (the return to neutral is now one saccade, see [life])
+REMOVED_KEYS = {("viewer", "idle_ease_s")}
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,8 @@ class ViewerConfig:
     match_distance: float = _key(0.15, "max move of the eye midpoint between frames (normalized image units) to"
                                        " count as the same person", min=0.01, max=1)
     hold_s: float = _key(0.5, "keep the last position this long after the viewer is lost", min=0, max=60)
-    idle_after_s: float = _key(5.0, "seconds with nobody before easing back to the neutral frame", min=0, max=3600)
-    idle_ease_s: float = _key(1.5, "how long the ease back to neutral takes", min=0, max=60)
+    idle_after_s: float = _key(5.0, "seconds with nobody before the gaze goes back to the neutral frame", min=0,
+                               max=3600)
     min_cutoff: float = _key(1.0, "One Euro filter: cutoff (Hz) when still; lower is steadier", min=0.001, max=100)
     beta: float = _key(5.0, "One Euro filter: speed coefficient (per frame-width/s); higher follows motion more"
                             " closely", min=0, max=100)
@@ -106,6 +108,36 @@ class GazeConfig:
     camera_z_mm: float = _key(0.0, "camera position in front of the screen plane", min=-2000, max=2000)
     eye_distance_mm: float = _key(63.0, "typical distance between a viewer's pupils", min=40, max=90)
     hysteresis: float = _key(0.35, "fraction of a cell the target must pass beyond a boundary to switch", min=0, max=2)
+
+
+@dataclass
+class LifeConfig:
+    """What the portrait does on its own so it looks alive; every behaviour can be turned off."""
+
+    blinks: bool = _key(True, "blink (only pools with blink frames can)")
+    blinks_per_min: float = _key(15.0, "average spontaneous blinks a minute, at random intervals (people: 10-20)",
+                                 min=1, max=60)
+    blink_min_s: float = _key(0.10, "shortest blink", min=0.03, max=1)
+    blink_max_s: float = _key(0.15, "longest blink", min=0.03, max=1)
+    jump_blink_deg: float = _key(10.0, "a gaze jump this large comes with a blink half the time, twice as large"
+                                       " always, as people blink with large gaze shifts (0: never)", min=0, max=90)
+    saccade_frames: int = _key(2, "a gaze jump takes 1 frame, or 2 (a large one shows one in-between frame)",
+                               choices=(1, 2))
+    glances: bool = _key(True, "with nobody there, glance around now and then, like a person waiting")
+    glance_deg: float = _key(15.0, "idle glances land within this many degrees of the resting gaze", min=1, max=45)
+    glance_hold_min_s: float = _key(0.5, "shortest idle glance", min=0.1, max=60)
+    glance_hold_max_s: float = _key(3.0, "longest idle glance", min=0.1, max=60)
+    glance_pause_min_s: float = _key(2.0, "shortest rest between idle glances", min=0.1, max=600)
+    glance_pause_max_s: float = _key(8.0, "longest rest between idle glances", min=0.1, max=600)
+    look_aways: bool = _key(False, "after long eye contact, look aside a little now and then (so it is not a stare)")
+    look_away_deg: float = _key(8.0, "how far a look-away turns", min=1, max=10)
+    look_away_after_s: float = _key(3.3, "eye contact this long before the first look-away (people prefer ~3.3 s)",
+                                    min=0.5, max=600)
+    look_away_every_min_s: float = _key(3.0, "shortest time between look-aways", min=0.5, max=600)
+    look_away_every_max_s: float = _key(11.0, "longest time between look-aways", min=0.5, max=600)
+    look_away_hold_s: float = _key(0.8, "how long a look-away lasts (randomised +-40 %)", min=0.1, max=10)
+    seed: int = _key(0, "random seed, for reproducible runs and traces (0: different every run)", min=0,
+                     max=2**31 - 1)
 
 
 @dataclass
@@ -172,6 +204,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     viewer: ViewerConfig = field(default_factory=ViewerConfig)
     gaze: GazeConfig = field(default_factory=GazeConfig)
+    life: LifeConfig = field(default_factory=LifeConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -233,6 +266,10 @@ def config_from_dict(data: dict[str, Any], origin: str = "config", base: Path | 
         if not isinstance(values, dict):
             raise ConfigError(_outside_section(origin, section, _sections(config)))
         for key, value in values.items():
+            if (section, key) in REMOVED_KEYS:
+                log.warning("%s: [%s] %s is no longer used; ignoring it (remove it to silence this)",
+                            origin, section, key)
+                continue
             new = RENAMED_KEYS.get((section, key))
             if new is not None:
                 if new in values:

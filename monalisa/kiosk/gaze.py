@@ -2,8 +2,8 @@
 
 A mapping turns the viewer's eye midpoint (normalized camera coordinates, not mirrored)
 into *continuous* cell coordinates (row, column as floats, 2.0 = the centre of column 2);
-``CellSelector`` turns those into the cell shown, with hysteresis so detector jitter never
-makes the frame flicker, and eases back to the neutral cell when nobody is there.
+``CellSelector`` turns those into the cell wanted, with hysteresis so detector jitter never
+makes the frame flicker, and the neutral cell when nobody is there.
 
 Conventions (docs/architecture.md): yaw < 0 looks toward the screen's left edge (column 0),
 pitch > 0 looks up (row 0). With ``mirror`` on, screen x = 1 - camera x.
@@ -130,31 +130,25 @@ def make_mapping(config: GazeConfig, yaws: Sequence[float], pitches: Sequence[fl
 
 
 class CellSelector:
-    """Continuous target -> the cell shown, with hysteresis and a stepwise ease back to neutral."""
+    """Continuous target -> the cell wanted, with hysteresis; the neutral cell when idle.
+
+    The way there (a saccade of one or two frames, blinks) is ``monalisa.kiosk.life``'s business.
+    """
 
     def __init__(self, rows: int, cols: int, neutral: tuple[int, int], hysteresis: float):
         self.rows, self.cols = rows, cols
         self.neutral = neutral
         self.hysteresis = hysteresis
         self.cell = neutral
-        self._idle_from: tuple[int, int] | None = None  # the cell shown when idle began
 
-    def update(self, target: tuple[float, float] | None, idle: bool = False,
-               idle_progress: float = 0.0) -> tuple[int, int]:
-        """The cell to show now; with no target (and not idle) the current cell stays."""
-        row, col = self.cell
+    def update(self, target: tuple[float, float] | None, idle: bool = False) -> tuple[int, int]:
+        """The cell wanted now; with no target (and not idle) the current cell stays."""
         if idle:
-            if self._idle_from is None:
-                self._idle_from = self.cell
-            row = _step_toward(row, _lerp(self._idle_from[0], self.neutral[0], idle_progress))
-            col = _step_toward(col, _lerp(self._idle_from[1], self.neutral[1], idle_progress))
-        else:
-            self._idle_from = None
-            if target is not None:
-                row = _settle(row, target[0], self.hysteresis, self.rows)
-                col = _settle(col, target[1], self.hysteresis, self.cols)
-        if (row, col) != self.cell:
-            self.cell = (row, col)
+            self.cell = self.neutral
+        elif target is not None:
+            row, col = self.cell
+            self.cell = (_settle(row, target[0], self.hysteresis, self.rows),
+                         _settle(col, target[1], self.hysteresis, self.cols))
         return self.cell
 
 
@@ -164,11 +158,3 @@ def _settle(shown: int, target: float, hysteresis: float, n: int) -> int:
         return shown
     return min(max(math.floor(target + 0.5), 0), n - 1)
 
-
-def _lerp(a: int, b: int, f: float) -> int:
-    return math.floor(a + (b - a) * f + 0.5)
-
-
-def _step_toward(current: int, goal: int) -> int:
-    """One cell toward ``goal``: the ease back to neutral walks through the cells, never jumps."""
-    return current + (goal > current) - (goal < current)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from monalisa.config import Config
 from monalisa.kiosk.gaze import CellSelector, GazeMapping, make_mapping
+from monalisa.kiosk.life import Life, Look
 from monalisa.kiosk.viewer import ViewerTracker
 from monalisa.ops.health import FpsMeter
 from monalisa.pool.format import Pool
@@ -63,6 +64,8 @@ class FrameRecord:
     eye: tuple[float, float] | None = None           # chosen viewer's raw eye midpoint (camera coords)
     mirror: bool = False                             # the mapping's mirror setting for this frame
     cell: tuple[int, int] = (0, 0)                   # (row, column) shown
+    blink: float | None = None                       # closure of the blink stage shown over it, None: open
+    act: str | None = None                           # what the portrait does on its own: "glance", "look_away"
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
@@ -71,7 +74,7 @@ class Screen(Protocol):
 
     debug: bool
 
-    def show(self, cell: tuple[int, int]) -> None: ...
+    def show(self, cell: tuple[int, int], blink: int | None = None) -> None: ...
     def poll(self) -> list[str]: ...
     def set_status(self, text: str | None) -> None: ...
     def set_debug(self, info: Any) -> None: ...
@@ -82,7 +85,7 @@ class Kiosk:
     """One camera source, one detector, one window: ``step()`` until ``stopped``."""
 
     def __init__(self, source, detector, tracker: ViewerTracker, mapping: GazeMapping,
-                 selector: CellSelector, renderer: Screen, *,
+                 selector: CellSelector, renderer: Screen, *, life: Life | None = None,
                  clock: Callable[[], float] = time.monotonic, health=None, notifier=None,
                  observers: Sequence[Callable[[FrameRecord], None]] = (), wait_s: float = 1 / 60):
         self.source = source
@@ -91,6 +94,7 @@ class Kiosk:
         self.mapping = mapping
         self.selector = selector
         self.renderer = renderer
+        self.life = life                      # None: the cell wanted is shown as it is
         self.clock = clock
         self.health = health
         self.notifier = notifier
@@ -100,7 +104,8 @@ class Kiosk:
         self.frames = 0                       # camera frames processed
         self.record = FrameRecord(cell=selector.cell)
         self.camera_state: str | None = None
-        self._shown: tuple[int, int] | None = None
+        self._shown: Look | None = None
+        self._frame_size = (640, 480)         # the camera's, from the last frame
         self._timeline = 0.0                  # camera time minus clock time at the last frame (0 for a webcam)
         self._status: str | None = None       # the message on screen
         self._fps = FpsMeter()                # camera frames processed, for the overlay
@@ -110,8 +115,8 @@ class Kiosk:
     def run(self, max_seconds: float | None = None, max_frames: int | None = None) -> int:
         """Step until quit, end of video, or a limit; returns the exit code (0)."""
         start = self.clock()
-        self._shown = self.selector.cell
-        self.renderer.show(self._shown)  # the portrait is up before the camera delivers anything
+        self._shown = Look(self.selector.cell)
+        self.renderer.show(self._shown.cell)  # the portrait is up before the camera delivers anything
         if self.notifier is not None:
             self.notifier.ready()
         while not self.stopped:
@@ -166,14 +171,13 @@ class Kiosk:
         height, width = frame.image.shape[:2]
         size = (width, height)
         state = self.tracker.update(faces, frame.t, size)
-        target = None
-        if state.position is not None:
-            target = self.mapping.target(state.position, state.eye_distance, size)
-        cell = self.selector.update(target, state.idle, state.idle_progress)
+        self._frame_size = size
+        look = self._look(frame.t, state)
         selected = clock()
 
         rec = self.record
-        rec.frame, rec.t, rec.faces, rec.cell = frame.index, frame.t, len(faces), cell
+        rec.frame, rec.t, rec.faces, rec.cell = frame.index, frame.t, len(faces), look.cell
+        rec.blink, rec.act = (look.closure if look.blink is not None else None), look.act
         rec.eye = state.face.eye_mid if state.face is not None else None
         rec.mirror = self.mapping.mirror
         ms = rec.stage_ms
@@ -182,10 +186,10 @@ class Kiosk:
         ms["select"] = (selected - detected) * 1000.0
         self._fps.tick(frame.t)
         if self.renderer.debug:
-            self.renderer.set_debug(self._debug_info(frame, faces, state, cell))
-        self.renderer.show(cell)
+            self.renderer.set_debug(self._debug_info(frame, faces, state, look))
+        self.renderer.show(look.cell, look.blink)
         shown = clock()
-        self._shown = cell
+        self._shown = look
         self.frames += 1
         ms["render"] = (shown - selected) * 1000.0
         ms["total"] = (shown - frame.grab_time) * 1000.0
@@ -193,17 +197,28 @@ class Kiosk:
             observer(rec)
         if self.health is not None:
             self.health.frame(ms["total"], shown)
-        return cell
+        return look.cell
 
     # ------------------------------------------------------------------ helpers
 
+    def _look(self, now: float, state) -> Look:
+        """The cell the viewer logic wants, then what life makes of it (saccades, blinks, glances)."""
+        target = None
+        if state.position is not None:
+            target = self.mapping.target(state.position, state.eye_distance, self._frame_size)
+        cell = self.selector.update(target, state.idle)
+        if self.life is None:
+            return Look(cell)
+        resting = state.idle and cell == self.selector.neutral
+        return self.life.update(now, cell, state.position is not None, resting)
+
     def _tick_without_camera(self, now: float) -> None:
-        """No frames: nobody can be seen, so idle back to neutral; redraw only on change."""
+        """No frames: nobody can be seen, so idle back to neutral (life goes on); redraw only on change."""
         state = self.tracker.update((), now)
-        cell = self.selector.update(None, state.idle, state.idle_progress)
-        if cell != self._shown:
-            self.renderer.show(cell)
-            self._shown = cell
+        look = self._look(now, state)
+        if self._shown is None or (look.cell, look.blink) != (self._shown.cell, self._shown.blink):
+            self.renderer.show(look.cell, look.blink)
+            self._shown = look
 
     def _camera_changed(self, state: str) -> None:
         """Tell systemd and put a message on screen, once per change of camera state.
@@ -230,13 +245,14 @@ class Kiosk:
             self.mapping.mirror = not self.mapping.mirror
             log.info("mirror %s", "on" if self.mapping.mirror else "off")
 
-    def _debug_info(self, frame, faces, state, cell):
+    def _debug_info(self, frame, faces, state, look: Look):
         """The overlay's data (render and total are the previous frame's); built only while it is on."""
         from monalisa.kiosk.overlay import DebugInfo
 
+        life = " ".join(filter(None, [look.act, f"blink {look.closure:.1f}" if look.blink is not None else ""]))
         return DebugInfo(fps=self._fps.fps, stage_ms=dict(self.record.stage_ms), camera_image=frame.image,
-                         faces=list(faces), viewer=state.face, cell=cell, mapping=self.mapping.name,
-                         mirror=self.mapping.mirror)
+                         faces=list(faces), viewer=state.face, cell=look.cell, mapping=self.mapping.name,
+                         mirror=self.mapping.mirror, life=life)
 
 
 class TraceWriter:
@@ -245,8 +261,9 @@ class TraceWriter:
     Keys: ``frame`` (camera frame number from 0), ``t`` (the frame's time in seconds since the
     first traced frame's: capture time for a camera, media time for a video file, paced or not),
     ``faces`` (count), ``eye`` ([x, y] of the chosen viewer's eye midpoint, normalized, x mirrored
-    when mirror is on; null when nobody), ``cell`` ([row, column] shown), ``latency_ms`` (grab to
-    display updated).
+    when mirror is on; null when nobody), ``cell`` ([row, column] shown), ``blink`` (closure of
+    the blink stage shown, null when the eyes are open), ``act`` ("glance" or "look_away" while the
+    portrait does one, else null), ``latency_ms`` (grab to display updated).
     """
 
     def __init__(self, path: Path):
@@ -262,20 +279,23 @@ class TraceWriter:
             x, y = rec.eye
             eye = [round(1.0 - x if rec.mirror else x, 5), round(y, 5)]
         line = {"frame": rec.frame, "t": round(rec.t - self._t0, 6), "faces": rec.faces, "eye": eye,
-                "cell": [rec.cell[0], rec.cell[1]], "latency_ms": round(rec.stage_ms["total"], 3)}
+                "cell": [rec.cell[0], rec.cell[1]], "blink": rec.blink, "act": rec.act,
+                "latency_ms": round(rec.stage_ms["total"], 3)}
         self.file.write(json.dumps(line) + "\n")
 
     def close(self) -> None:
         self.file.close()
 
 
-def build_parts(config: Config, pool: Pool) -> tuple[ViewerTracker, GazeMapping, CellSelector]:
-    """The pure-Python middle of the loop for this pool: tracker, mapping, selector."""
+def build_parts(config: Config, pool: Pool) -> tuple[ViewerTracker, GazeMapping, CellSelector, Life]:
+    """The pure-Python middle of the loop for this pool: tracker, mapping, selector, life."""
     m = pool.manifest
     tracker = ViewerTracker(config.viewer)
     mapping = make_mapping(config.gaze, m.yaws, m.pitches)
-    selector = CellSelector(pool.rows, pool.cols, pool.neutral_cell(), config.gaze.hysteresis)
-    return tracker, mapping, selector
+    neutral = pool.neutral_cell()
+    selector = CellSelector(pool.rows, pool.cols, neutral, config.gaze.hysteresis)
+    life = Life(config.life, m.yaws, m.pitches, neutral, pool.blink_stages)
+    return tracker, mapping, selector, life
 
 
 @contextlib.contextmanager
@@ -298,8 +318,8 @@ def open_kiosk(config: Config, pool: Pool, source=None, *, headless: bool = Fals
         hint = f"{SCREEN_HINT}; `run --headless` runs without a window"
         renderer = parts.enter_context(contextlib.closing(Renderer(pool, config.render, headless=headless,
                                                                    no_screen_hint=hint)))
-        tracker, mapping, selector = build_parts(config, pool)
-        yield Kiosk(source, detector, tracker, mapping, selector, renderer, **kiosk_args)
+        tracker, mapping, selector, life = build_parts(config, pool)
+        yield Kiosk(source, detector, tracker, mapping, selector, renderer, life=life, **kiosk_args)
 
 
 def run_kiosk(config: Config, options: KioskOptions) -> int:

@@ -34,6 +34,7 @@ class DebugInfo:
     cell: tuple[int, int] = (0, 0)
     mapping: str = ""
     mirror: bool = False                     # show the camera image mirrored, as the screen is
+    life: str = ""                           # what the portrait does on its own now (glance, blink), if anything
 
 
 class DebugOverlay:
@@ -66,6 +67,7 @@ class DebugOverlay:
         else:
             lines = [f"{info.fps:5.1f} fps   cell {info.cell[0]},{info.cell[1]}   {info.mapping}"]
             lines += [f"{name:>8} {ms:6.1f} ms" for name, ms in info.stage_ms.items()]
+            lines.append(f"life: {info.life or '-'}")
         texts = [font.render(line, True, TEXT_RGB) for line in lines]
         thumb = self.thumbnail(info, width=line_h * THUMB_LINES) if info is not None else None
         width = max([t.get_width() for t in texts] + [thumb.get_width() if thumb else 0]) + 2 * pad

@@ -21,7 +21,7 @@ import numpy as np
 from monalisa.config import RenderConfig
 from monalisa.errors import DisplayError
 from monalisa.kiosk.overlay import TEXT_RGB, DebugInfo, DebugOverlay
-from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
+from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_blinks, scaled_patches
 from monalisa.mp_quiet import quiet_stderr
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
@@ -88,6 +88,7 @@ class Renderer:
         self._status: str | None = None
         self._mouse: tuple[int, int] | None = None
         self._cell: Cell | None = None
+        self._blink: int | None = None
         self._dirty: list[Any] = []
         self._overlay_surf = self._status_surf = None
         self._overlay_rect = self._status_rect = None
@@ -147,13 +148,18 @@ class Renderer:
     def size(self) -> tuple[int, int]:
         return self._layout.size
 
-    def show(self, cell: Cell) -> None:
-        """Put ``cell`` on screen, blitting and updating only what changed."""
+    def show(self, cell: Cell, blink: int | None = None) -> None:
+        """Put ``cell`` on screen with blink stage ``blink`` over it (None: open), updating only what changed."""
+        if blink is not None and (cell, blink) not in self._blink_surfs:
+            raise ValueError(f"blink stage {blink} of cell {cell} is not in the pool")
         if cell != self._cell:
             if cell not in self._patch_surfs:
                 raise ValueError(f"cell {cell} is not in the {self.pool.rows}x{self.pool.cols} pool")
-            self._cell = cell
+            self._cell, self._blink = cell, blink
             self._dirty.append(self._patch_area)
+        elif blink != self._blink:
+            self._blink = blink
+            self._dirty.append(self._blink_area)
         if self._debug and self._overlay_stale:
             self._render_overlay()
         self._flush()
@@ -295,8 +301,12 @@ class Renderer:
                   (portrait.x, portrait.y))
         patch, arrays = scaled_patches(self.pool, portrait.width, portrait.height)
         patch = Rect(portrait.x + patch.x, portrait.y + patch.y, patch.width, patch.height)
+        blink, blinks = scaled_blinks(self.pool, portrait.width, portrait.height)
         self._base = base
         self._patch_surfs = {cell: self._to_surface(a) for cell, a in arrays.items()}
+        self._blink_surfs = {key: self._to_surface(a) for key, a in blinks.items()}
+        self._blink_area = None if blink is None else pg.Rect(portrait.x + blink.x, portrait.y + blink.y,
+                                                              blink.width, blink.height)
         self._layout = _Layout((win_w, win_h), portrait, patch)
         self._patch_area = pg.Rect(patch.x, patch.y, patch.width, patch.height)
         self._font = pg.font.Font(None, max(16, min(36, win_h // 32)))
@@ -305,7 +315,7 @@ class Renderer:
         if self._debug:
             self._render_overlay()
         megabytes = sum(s.get_bytesize() * s.get_width() * s.get_height()
-                        for s in self._patch_surfs.values()) / 1e6
+                        for s in (*self._patch_surfs.values(), *self._blink_surfs.values())) / 1e6
         log.info("window %dx%d: portrait scaled to %dx%d, %d patches of %dx%d (%.0f MB) in %.0f ms",
                  win_w, win_h, portrait.width, portrait.height, len(arrays), patch.width, patch.height,
                  megabytes, (time.monotonic() - started) * 1000)
@@ -348,6 +358,8 @@ class Renderer:
                 self._screen.blit(self._base, rect, rect)
             if self._cell is not None:
                 self._screen.blit(self._patch_surfs[self._cell], patch)
+                if self._blink is not None:
+                    self._screen.blit(self._blink_surfs[self._cell, self._blink], self._blink_area)
             if self._status_surf is not None and self._status_rect.colliderect(rect):
                 self._screen.blit(self._status_surf, self._status_rect)
             if self._debug and self._overlay_surf is not None and self._overlay_rect.colliderect(rect):

@@ -96,3 +96,34 @@ def scaled_patches(pool: Pool, dst_w: int, dst_h: int) -> tuple[Rect, dict[Cell,
         crop[inner] = pool.patches[cell]
         out[cell] = scaler.apply(crop, maps)
     return region, out
+
+
+def scaled_blinks(pool: Pool, dst_w: int, dst_h: int) -> tuple[Rect | None, dict[tuple[Cell, int], np.ndarray]]:
+    """Every (cell, blink stage)'s blink_rect region of the scaled frame with that blink (empty: no blinks).
+
+    The region is cut from the scaled composite (portrait, cell patch, blink patch), so drawn over
+    the cell's scaled patch it changes exactly the pixels the blink changes, without a seam.
+    """
+    br = pool.blink_rect
+    if br is None or not pool.blink_stages:
+        return None, {}
+    src_h, src_w = pool.portrait.shape[:2]
+    scaler = Scaler(src_w, src_h, dst_w, dst_h)
+    dx0, dx1, sx0, sx1 = scaler.span(0, br.x, br.x + br.width)
+    dy0, dy1, sy0, sy1 = scaler.span(1, br.y, br.y + br.height)
+    region = Rect(dx0, dy0, dx1 - dx0, dy1 - dy0)
+    maps = scaler.maps(sx0, sy0, region)
+    source = Rect(sx0, sy0, sx1 - sx0, sy1 - sy0)
+    pr = pool.patch_rect
+    x0, y0 = min(source.x, pr.x), min(source.y, pr.y)     # a crop holding both the source and the patch
+    work = Rect(x0, y0, max(source.x + source.width, pr.x + pr.width) - x0,
+                max(source.y + source.height, pr.y + pr.height) - y0)
+    crop = pool.portrait[work.slices].copy()
+    out = {}
+    for cell in pool.cells():
+        crop[pr.relative_to(work).slices] = pool.patches[cell]
+        for stage in range(len(pool.blink_stages)):
+            blinked = crop.copy()
+            blinked[br.relative_to(work).slices] = pool.blink_patch(cell[0], cell[1], stage)
+            out[cell, stage] = scaler.apply(blinked[source.relative_to(work).slices], maps)
+    return region, out

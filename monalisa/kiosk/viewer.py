@@ -3,7 +3,7 @@
 The closest face (largest ``Face.area``) becomes the viewer. We stay with them while they remain in
 view (matched frame to frame by position), switch only when someone else is clearly closer
 for a while, hold the last position through short detector dropouts, and report *idle* when
-nobody has been there for ``idle_after_s`` seconds so the gaze side can ease back to neutral.
+nobody has been there for ``idle_after_s`` seconds so the gaze side can go back to neutral.
 All positions are normalized 0..1 camera coordinates, not mirrored.
 """
 
@@ -72,7 +72,6 @@ class ViewerState:
     position: tuple[float, float] | None = None     # filtered eye midpoint (normalized), None when nobody
     eye_distance: float | None = None               # filtered distance between the eyes, camera pixels
     idle: bool = True                               # nobody for ``idle_after_s`` seconds (or never anybody)
-    idle_progress: float = 1.0                      # 0..1 through the ease back to neutral
 
 
 class ViewerTracker:
@@ -116,17 +115,7 @@ class ViewerTracker:
             state.eye_distance = None
         # else: hold the last position through a short dropout
 
-        if self._last_seen is None:
-            state.idle, state.idle_progress = True, 1.0
-        else:
-            idle_for = t - self._last_seen - cfg.idle_after_s
-            state.idle = viewer is None and idle_for >= 0.0
-            if not state.idle:
-                state.idle_progress = 0.0
-            elif cfg.idle_ease_s <= 0.0:
-                state.idle_progress = 1.0
-            else:
-                state.idle_progress = min(1.0, idle_for / cfg.idle_ease_s)
+        state.idle = self._last_seen is None or (viewer is None and t - self._last_seen >= cfg.idle_after_s)
         return state
 
     def _match(self, faces: Sequence[Face], t: float) -> Face | None:

@@ -146,6 +146,33 @@ def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: flo
     return load_pool(directory)
 
 
+class BlinkingPool:
+    """A pool with painted-on blink frames, for measurements and tests while a pool has none of its own.
+
+    Delegates everything to ``pool``; the blink rect is the middle band of the patch, and a stage with
+    closure c covers the top c of it with a lid-coloured band (the cell's own colour, darkened).
+    """
+
+    def __init__(self, pool: Pool, stages: tuple[float, ...] = (0.5, 1.0)):
+        from monalisa.pool.geometry import Rect
+
+        self._pool = pool
+        pr = pool.patch_rect
+        self.blink_stages = tuple(stages)
+        self.blink_rect = Rect(pr.x, pr.y + pr.height // 4, pr.width, max(1, pr.height // 2))
+        self._inner = self.blink_rect.relative_to(pr)
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    def blink_patch(self, row: int, col: int, stage: int) -> np.ndarray:
+        """The cell's patch over blink_rect with the top ``closure`` of it shut (darkened)."""
+        pixels = self._pool.patches[(row, col)][self._inner.slices].copy()
+        lid = round(self.blink_stages[stage] * pixels.shape[0])
+        pixels[:lid] = (pixels[:lid].astype(np.uint16) * 3 // 5 + 40).astype(np.uint8)
+        return pixels
+
+
 def bench_pool(config: Config) -> Pool:
     """The pool the kiosk would show: ``[pool] path``, else the built-in one."""
     from monalisa.pool.builtin import choose_pool

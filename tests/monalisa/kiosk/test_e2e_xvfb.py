@@ -96,7 +96,7 @@ def test_kiosk_in_a_real_x_window(tmp_path):
     env.pop("MONALISA_CONFIG", None)
     kiosk = subprocess.Popen(
         [sys.executable, "-m", "monalisa", "run", "--pool", str(tmp_path / "pool"), "--camera", str(video),
-         "--trace", str(trace), "--max-seconds", "40", "--fullscreen"],
+         "--trace", str(trace), "--max-seconds", "40", "--fullscreen", "--mapping", "linear"],  # 7 columns
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []          # (time, cell) of every screenshot showing a complete frame
     grab_errors = []   # a busy X server can refuse a connection now and then

@@ -178,24 +178,8 @@ def test_no_target_keeps_the_cell():
     assert sel.update(None) == (0, 5)
 
 
-def test_idle_eases_to_neutral_one_cell_at_a_time():
+def test_idle_wants_the_neutral_cell_at_once():
     sel = CellSelector(3, 33, (1, 16), hysteresis=0.35)
-    sel.update((0.0, 2.0))
-    cells = [sel.update(None, idle=True, idle_progress=p) for p in np.linspace(0, 1, 60)]
-    assert cells[-1] == (1, 16)
-    path = [(0, 2)] + cells
-    assert all(abs(a[0] - b[0]) <= 1 and abs(a[1] - b[1]) <= 1 for a, b in zip(path, path[1:]))
-    assert len({c[1] for c in cells}) == 15  # visited every column between 2 and 16
-    # progress drives the pace: halfway through, about halfway there
-    sel2 = CellSelector(1, 33, (0, 16), hysteresis=0.35)
-    sel2.update((0.0, 0.0))
-    for p in np.linspace(0, 0.5, 40):
-        cell = sel2.update(None, idle=True, idle_progress=p)
-    assert cell[1] == 8
-
-
-def test_idle_with_zero_ease_still_steps():
-    sel = CellSelector(1, 33, (0, 16), hysteresis=0.35)
-    sel.update((0.0, 0.0))
-    assert sel.update(None, idle=True, idle_progress=1.0) == (0, 1)
-    assert sel.update(None, idle=True, idle_progress=1.0) == (0, 2)
+    assert sel.update((0.0, 2.0)) == (0, 2)
+    assert sel.update(None, idle=True) == (1, 16)   # the jump itself is life's (a saccade), not a slide
+    assert sel.update((0.0, 2.0)) == (0, 2)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -91,14 +92,16 @@ class FakeRenderer:
     def __init__(self, clock, actions=()):
         self.clock = clock
         self.shown = []
+        self.blinks = []
         self.statuses = []
         self.debug_infos = []
         self.debug = False
         self.polls = 0
         self.actions = list(actions)
 
-    def show(self, cell):
+    def show(self, cell, blink=None):
         self.shown.append(cell)
+        self.blinks.append(blink)
         self.clock.now += 0.002
 
     def poll(self):
@@ -118,8 +121,8 @@ def kiosk_for(script, pool, config=None, actions=(), **kw):
     clock = FakeClock()
     source = FakeSource(clock, script)
     renderer = FakeRenderer(clock, actions)
-    tracker, mapping, selector = build_parts(config, pool)
-    kiosk = Kiosk(source, FakeDetector(source), tracker, mapping, selector, renderer,
+    tracker, mapping, selector, life = build_parts(config, pool)
+    kiosk = Kiosk(source, FakeDetector(source), tracker, mapping, selector, renderer, life=life,
                   clock=clock, wait_s=1 / 60, **kw)
     return kiosk, source, renderer
 
@@ -142,7 +145,7 @@ def test_walking_face_is_followed_and_traced(pool, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
     assert len(lines) == 120
     for i, (line, x) in enumerate(zip(lines, xs)):
-        assert set(line) == {"frame", "t", "faces", "eye", "cell", "latency_ms"}
+        assert set(line) == {"frame", "t", "faces", "eye", "cell", "blink", "act", "latency_ms"}
         assert line["frame"] == i and isinstance(line["frame"], int)
         assert line["faces"] == 1
         assert line["eye"][0] == pytest.approx(1 - x, abs=1e-4)  # mirrored
@@ -153,7 +156,7 @@ def test_walking_face_is_followed_and_traced(pool, tmp_path):
     assert lines[0]["t"] == 0.0 and lines[-1]["t"] == pytest.approx(119 * (FRAME_S + 0.002), abs=1e-4)
     # the portrait's gaze sweeps from the screen's right (camera left) to its left, closely
     cols = [line["cell"][1] for line in lines]
-    assert cols[0] > 25 and cols[-1] < 7
+    assert cols[0] > 20 and cols[1] > 25 and cols[-1] < 7   # the first look is a saccade: one in-between frame
     assert all(abs(c - column_for(x)) <= 1 for c, x in zip(cols[20:], xs[20:]))
     assert renderer.shown[0] == pool.neutral_cell()  # the portrait is up before the first frame
 
@@ -180,8 +183,10 @@ def test_still_jittery_face_never_flickers(pool):
 
 
 def test_camera_lost_from_the_start_shows_neutral_and_keeps_running(pool):
+    config = Config()
+    config.life.glances = False
     script = [("lost", None)] * 400
-    kiosk, source, renderer = kiosk_for(script, pool)
+    kiosk, source, renderer = kiosk_for(script, pool, config)
     kiosk.run(max_seconds=5.0)
     assert not kiosk.stopped  # stopped by the time limit, not by giving up
     assert kiosk.frames == 0
@@ -193,7 +198,7 @@ def test_camera_lost_from_the_start_shows_neutral_and_keeps_running(pool):
 def test_camera_lost_mid_run_eases_to_neutral_then_tracking_resumes(pool):
     config = Config()
     config.viewer.idle_after_s = 1.0
-    config.viewer.idle_ease_s = 0.5
+    config.life.glances = False
     left = [("ok", [face_at(0.95)])] * 30          # screen's left -> low columns
     lost = [("lost", None)] * 200                   # ~3.3 s of nothing at 60 Hz waits
     right = [("ok", [face_at(0.05)])] * 30
@@ -203,10 +208,8 @@ def test_camera_lost_mid_run_eases_to_neutral_then_tracking_resumes(pool):
     shown = renderer.shown
     assert shown[30][1] <= 1  # following the viewer on the left
     assert renderer.statuses == ["camera unavailable \u2014 retrying", None]
-    # while lost: back to neutral one column at a time
-    i_neutral = shown.index(neutral, 31)
-    walk = shown[30:i_neutral + 1]
-    assert all(abs(a[1] - b[1]) <= 1 for a, b in zip(walk, walk[1:]))
+    # while lost: back to neutral after idle_after_s, in one saccade (one in-between frame)
+    assert shown.index(neutral, 30) == 32 and shown[30][1] < shown[31][1] < neutral[1]   # drawn on change only
     # tracking resumed on the right
     assert shown[-1][1] >= COLS - 2
     assert kiosk.frames == 60
@@ -216,6 +219,7 @@ def test_frozen_camera_frames_do_not_count_as_viewers(pool):
     script = [("ok", [face_at(0.95)])] * 10 + [("frozen", [face_at(0.95)])] * 300
     config = Config()
     config.viewer.idle_after_s = 1.0
+    config.life.glances = False
     kiosk, _, renderer = kiosk_for(script, pool, config)
     kiosk.run()
     assert renderer.shown[-1] == pool.neutral_cell()
@@ -342,3 +346,50 @@ def test_sigterm_stops_the_loop_cleanly(pool):
         kiosk.run()
     assert kiosk.stopped and kiosk.frames <= 1
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+# ----------------------------------------------------------------------------- life and the frames' own clock
+
+class MediaTimeSource(FakeSource):
+    """A video replayed as fast as it goes: frames carry media time 1/30 s apart while the clock barely moves."""
+
+    def read_latest(self):
+        frame = super().read_latest()
+        if frame is None:
+            return None
+        self.clock.now -= FRAME_S - 0.0001
+        return Frame(frame.image, frame.index, 5000.0 + frame.index * FRAME_S, grabbed=self.clock.now)
+
+
+def test_timers_run_on_the_frames_time_and_the_trace_records_blinks_and_glances(pool, tmp_path):
+    from monalisa.kiosk.life import Life
+    from monalisa.ops.bench import BlinkingPool
+
+    blinking = BlinkingPool(pool)
+    config = Config()
+    config.gaze.mapping = "linear"
+    config.viewer.idle_after_s = 2.0
+    script = [("ok", [face_at(0.9)])] * 60 + [("ok", [])] * 1800      # 2 s watched, then a minute alone
+    clock = FakeClock()
+    source = MediaTimeSource(clock, script)
+    renderer = FakeRenderer(clock)
+    tracker, mapping, selector, _ = build_parts(config, blinking)
+    life = Life(config.life, pool.manifest.yaws, pool.manifest.pitches, pool.neutral_cell(), blinking.blink_stages,
+                rng=random.Random(3))
+    trace = TraceWriter(tmp_path / "trace.jsonl")
+    kiosk = Kiosk(source, FakeDetector(source), tracker, mapping, selector, renderer, life=life, clock=clock,
+                  observers=[trace])
+    kiosk.run()
+    trace.close()
+    assert clock.now - 1000.0 < 5.0            # the whole replay took little clock time ...
+    lines = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert lines[-1]["t"] == pytest.approx(1859 * FRAME_S)   # ... but the trace runs on the video's time
+    neutral = list(pool.neutral_cell())
+    first_rest = next(i for i, line in enumerate(lines) if line["cell"] == neutral and i > 60)
+    assert 60 + 2.0 * 30 <= first_rest <= 60 + 2.0 * 30 + 3    # idle after idle_after_s of media time
+    blinks = [line for line in lines if line["blink"] is not None]
+    assert blinks and {line["blink"] for line in blinks} <= set(blinking.blink_stages)
+    glances = [line for line in lines if line["act"] == "glance"]
+    assert glances and all(line["cell"] != neutral for line in glances)
+    assert all(renderer.blinks[i + 1] is None or renderer.shown[i + 1] == renderer.shown[i]
+               or renderer.blinks[i] is None for i in range(len(renderer.shown) - 1))   # no cell change mid-blink

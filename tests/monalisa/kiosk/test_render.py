@@ -10,6 +10,7 @@ from monalisa.errors import DisplayError
 from monalisa.kiosk.overlay import DebugInfo
 from monalisa.kiosk.render import Renderer
 from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
+from monalisa.ops.bench import BlinkingPool
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
 
@@ -89,6 +90,35 @@ def test_show_displays_the_scaled_frame(pool, open_renderer, size):
         renderer.show(cell)
         assert renderer.cell == cell
         assert max_diff(renderer.surface_array(), expected_window(pool, cell, size)) <= 1
+
+
+def blinked_frame(pool, cell, stage):
+    """The full frame of ``cell`` with blink stage ``stage`` pasted in, as the kiosk must show it."""
+    frame = pool.frame(*cell)
+    frame[pool.blink_rect.slices] = pool.blink_patch(cell[0], cell[1], stage)
+    return frame
+
+
+@pytest.mark.parametrize("size", [(300, 400), (97, 251)])
+def test_blinks_are_drawn_over_the_cell_and_removed(pool, open_renderer, size):
+    blinking = BlinkingPool(pool)
+    renderer = open_renderer(blinking, window_width=size[0], window_height=size[1])
+    height, width = pool.portrait.shape[:2]
+    rect = fit_rect(width, height, *size)
+    for cell, stage in [((1, 2), 0), ((1, 2), 1), ((0, 3), 1)]:
+        renderer.show(cell, stage)
+        expected = expected_window(pool, cell, size)
+        expected[rect.slices] = scale_image(blinked_frame(blinking, cell, stage), rect.width, rect.height)
+        assert max_diff(renderer.surface_array(), expected) <= 1, (cell, stage)
+    renderer.show((0, 3))
+    assert max_diff(renderer.surface_array(), expected_window(pool, (0, 3), size)) <= 1
+    with pytest.raises(ValueError, match="blink stage 2"):
+        renderer.show((0, 3), 2)
+
+
+def test_a_pool_without_blinks_refuses_a_blink(pool, open_renderer):
+    with pytest.raises(ValueError, match="blink stage 0"):
+        open_renderer(pool).show((0, 0), 0)
 
 
 def test_scaled_patch_over_scaled_portrait_has_no_seam(tmp_path):

@@ -22,7 +22,7 @@ def run(tracker, frames, start=0.0):
     out = []
     for i, faces in enumerate(frames):
         s = tracker.update(faces, start + i / FPS)
-        out.append((s.face, s.position, s.idle, s.idle_progress))
+        out.append((s.face, s.position, s.idle))
     return out
 
 
@@ -97,8 +97,8 @@ def test_matches_the_viewer_by_position_not_by_list_order():
     assert all((x - 0.5) * side > 0 for x in xs)
 
 
-def test_holds_position_through_dropout_then_idles_then_eases():
-    cfg = ViewerConfig(hold_s=0.5, idle_after_s=2.0, idle_ease_s=1.0)
+def test_holds_position_through_dropout_then_idles():
+    cfg = ViewerConfig(hold_s=0.5, idle_after_s=2.0)
     tracker = ViewerTracker(cfg)
     run(tracker, [[face(0.4)]] * 10)
     last_t = 9 / FPS
@@ -106,9 +106,8 @@ def test_holds_position_through_dropout_then_idles_then_eases():
     assert held.position is not None and held.face is None and not held.idle
     gone = tracker.update([], last_t + 0.8)
     assert gone.position is None and not gone.idle
-    idle = tracker.update([], last_t + 2.5)
-    assert idle.idle and idle.idle_progress == pytest.approx(0.5)
-    assert tracker.update([], last_t + 5.0).idle_progress == 1.0
+    assert not tracker.update([], last_t + 1.9).idle
+    assert tracker.update([], last_t + 2.01).idle
     back = tracker.update([face(0.6)], last_t + 6.0)
     assert not back.idle and back.position == pytest.approx(face(0.6).eye_mid)
 
@@ -122,7 +121,7 @@ def test_same_viewer_returning_within_hold_keeps_the_filter():
 
 def test_nobody_ever_is_idle_from_the_start():
     state = ViewerTracker(ViewerConfig()).update([], 0.0)
-    assert state.idle and state.idle_progress == 1.0 and state.position is None
+    assert state.idle and state.position is None
 
 
 def test_when_the_viewer_leaves_the_next_closest_takes_over_after_hold():
