@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,15 @@ import numpy as np
 from monalisa.config import RenderConfig
 from monalisa.errors import DisplayError
 from monalisa.kiosk.overlay import TEXT_RGB, DebugInfo, DebugOverlay
-from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_blinks, scaled_patches
+from monalisa.kiosk.scaling import (
+    Layout,
+    fit_rect,
+    fit_window,
+    parse_colour,
+    scale_image,
+    scaled_blinks,
+    scaled_patches,
+)
 from monalisa.mp_quiet import quiet_stderr
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
@@ -49,20 +56,6 @@ def require_a_screen(driver: str, hint: str = SCREEN_HINT) -> None:
         where = os.environ.get("DISPLAY")
         reason = f"the X display {where} is not reachable" if where else "DISPLAY is not set"
         raise DisplayError(f"no screen to draw on: {reason}; {hint}")
-
-
-@dataclass
-class _Layout:
-    """Where things go in the window for one window size."""
-
-    size: tuple[int, int]
-    portrait: Rect       # the scaled portrait inside the window
-    patch: Rect          # window rectangle every cell's scaled patch covers
-
-
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """'#rrggbb' -> (r, g, b)."""
-    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
 # ----------------------------------------------------------------------------- renderer
@@ -109,6 +102,13 @@ class Renderer:
             pygame.display.set_allow_screensaver(False)
             pygame.display.set_caption("monalisa")
         self._window_size = (config.window_width, config.window_height)  # restored after fullscreen
+        if not headless:
+            desktop = pygame.display.get_desktop_sizes()[config.display]
+            fitted = fit_window(self._window_size, desktop)
+            if fitted != self._window_size:
+                log.info("window %dx%d is larger than the %dx%d screen: opening it at %dx%d",
+                         *self._window_size, *desktop, *fitted)
+                self._window_size = fitted
         self._screen = self._open(*self._window_size)
         self._relayout()
 
@@ -242,6 +242,13 @@ class Renderer:
             return
         self._fullscreen = not self._fullscreen
         log.info("fullscreen %s", "on" if self._fullscreen else "off")
+        if self._fullscreen:
+            # a new window, as at start: without a window manager SDL would keep the old window's position
+            self._pg.display.quit()
+            with quiet_stderr():
+                self._pg.display.init()
+            self._pg.display.set_allow_screensaver(False)
+            self._pg.display.set_caption("monalisa")
         self._screen = self._open(*self._window_size)
         self._relayout()
 
@@ -307,7 +314,7 @@ class Renderer:
         self._blink_surfs = {key: self._to_surface(a) for key, a in blinks.items()}
         self._blink_area = None if blink is None else pg.Rect(portrait.x + blink.x, portrait.y + blink.y,
                                                               blink.width, blink.height)
-        self._layout = _Layout((win_w, win_h), portrait, patch)
+        self._layout = Layout((win_w, win_h), portrait, patch)
         self._patch_area = pg.Rect(patch.x, patch.y, patch.width, patch.height)
         self._font = pg.font.Font(None, max(16, min(36, win_h // 32)))
         self._overlay.place((win_w, win_h), self._patch_area, self._font)

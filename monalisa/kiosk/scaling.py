@@ -8,6 +8,7 @@ gives exactly the whole frame's pixels there).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -24,6 +25,27 @@ def fit_rect(src_w: int, src_h: int, win_w: int, win_h: int) -> Rect:
     w = max(1, min(win_w, round(src_w * scale)))
     h = max(1, min(win_h, round(src_h * scale)))
     return Rect((win_w - w) // 2, (win_h - h) // 2, w, h)
+
+
+@dataclass
+class Layout:
+    """Where things go in the window for one window size."""
+
+    size: tuple[int, int]
+    portrait: Rect       # the scaled portrait inside the window
+    patch: Rect          # window rectangle every cell's scaled patch covers
+
+
+def fit_window(size: tuple[int, int], screen: tuple[int, int], margin: float = 0.9) -> tuple[int, int]:
+    """``size`` shrunk (aspect kept) to fit within ``margin`` of the screen (room for title bar and panels)."""
+    width, height = size
+    scale = min(1.0, margin * screen[0] / width, margin * screen[1] / height)
+    return (width, height) if scale >= 1.0 else (max(64, int(width * scale)), max(64, int(height * scale)))
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'#rrggbb' -> (r, g, b)."""
+    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
 class Scaler:

@@ -57,10 +57,10 @@ def expected_screens(pool) -> dict:
         renderer.close()
 
 
-def start_xvfb():
+def start_xvfb(screen=SCREEN):
     """Xvfb on a free display number (it picks one and writes it to a pipe); returns (process, ":N")."""
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{screen[0]}x{screen[1]}x24",
                              "-nolisten", "tcp", "-noreset"], pass_fds=(write_fd,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
@@ -129,3 +129,45 @@ def test_kiosk_in_a_real_x_window(tmp_path):
     assert {cell for _, cell in seen} <= traced | {pool.neutral_cell()}
     assert seen[-1][1] == tuple(lines[-1]["cell"]), (seen[-5:], lines[-3:])
     assert len(traced) > 1, "the walker should have moved the eyes"
+
+
+WINDOW_SCRIPT = """
+import sys, numpy as np, pygame
+from PIL import ImageGrab
+from monalisa.config import RenderConfig
+from monalisa.kiosk.render import Renderer
+from monalisa.pool.format import load_pool
+renderer = Renderer(load_pool(sys.argv[1]), RenderConfig())      # the default 768x1024 window
+print("window", *renderer.size)
+pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_f))
+print("actions", *renderer.poll())
+renderer.show((0, 3))
+pygame.time.wait(300)
+renderer.poll()
+shot = np.asarray(ImageGrab.grab(xdisplay=sys.argv[2]).convert("RGB"), np.int16)
+mine = renderer.surface_array().astype(np.int16)
+print("fullscreen", *renderer.size, int(np.abs(shot[:mine.shape[0], :mine.shape[1]] - mine).max()))
+renderer.close()
+"""
+
+
+def test_window_fits_a_small_screen_and_f_goes_fullscreen_at_the_origin(tmp_path):
+    """On 1280x800 without a window manager: the default 768x1024 window shrinks to fit; `f` covers the screen."""
+    pool = make_pool(tmp_path / "pool")
+    xvfb, display = start_xvfb((1280, 800))
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    env["DISPLAY"] = display
+    try:
+        done = subprocess.run([sys.executable, "-c", WINDOW_SCRIPT, str(pool.directory), display], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    width, height = map(int, lines["window"])
+    assert height <= 800 and width <= 1280 and abs(width / height - 768 / 1024) < 0.01
+    assert lines["actions"] == ["fullscreen"]
+    full_w, full_h, diff = map(int, lines["fullscreen"])
+    assert (full_w, full_h) == (1280, 800)
+    assert diff <= 2    # the X screen shows exactly the fullscreen surface, from its top-left corner
