@@ -47,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", type=Path, metavar="FILE", help="write one JSON line per processed camera frame")
 
     bench = _command(sub, "bench", "measure the loop's latency on a video",
-                     "Run the kiosk loop headless on a video as fast as it goes; print per-stage latency "
-                     "percentiles and throughput.", [common])
+                     "Run the kiosk loop on a video as fast as it goes, headless and in a real window; "
+                     "print per-stage latency percentiles and throughput.", [common])
     bench.add_argument("--camera", metavar="FILE", help="video file (default: a generated one of a face walking)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="process at most N frames")
+    bench.add_argument("--headless", action="store_true",
+                       help="measure off-screen only (default: also in a real window, on $DISPLAY or Xvfb)")
 
     preview = _command(sub, "preview", "show a pool, driven by the mouse",
                        "The kiosk's renderer with the mouse in place of the viewer: move it across the "
@@ -207,7 +209,7 @@ def cmd_bench(args, config) -> int:
     """Latency percentiles and throughput of the loop on a video."""
     from monalisa.ops.bench import run_bench
 
-    return run_bench(config, args.camera, args.frames)
+    return run_bench(config, args.camera, args.frames, window=not args.headless)
 
 
 def cmd_preview(args, config) -> int:

@@ -13,10 +13,14 @@ processed as fast as possible, which gives the throughput; stages are:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +68,7 @@ class BenchResult:
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))        # camera frame numbers
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))     # (row, column) shown
     eyes: list = field(default_factory=list)     # per frame: the followed viewer's raw eye midpoint, or None
+    window: tuple[int, int] = (0, 0)             # the window's size (the off-screen surface's when headless)
     warmup: int = WARMUP_FRAMES  # first frames left out of stage_ms
 
     @property
@@ -90,32 +95,36 @@ class BenchResult:
         return float(p50), float(p95), float(p99)
 
 
-def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False,
+def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False, window: bool = False,
             frames: int | None = None, warmup: int = WARMUP_FRAMES) -> BenchResult:
-    """Run the headless kiosk on ``video`` and time every stage of every frame.
+    """Run the kiosk on ``video`` (headless, or in a real window on $DISPLAY) and time every stage of every frame.
 
     Paced or not, the kiosk runs on the video's media time (its filters, timers and viewer switching
     see what they would in real time), so the cells shown agree; only the latencies differ.
     """
     from monalisa.kiosk.video import VideoFileSource
 
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    if window:
+        os.environ.pop("SDL_VIDEODRIVER", None)    # a real window: the X display, not SDL's dummy driver
+    else:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     source = VideoFileSource(video, pace=pace, loop=False)
     recorder = FrameLog()
-    with open_kiosk(config, pool, source, headless=True,
-                    observers=[recorder]) as kiosk:
+    with open_kiosk(config, pool, source, headless=not window, observers=[recorder]) as kiosk:
         kiosk.detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
         kiosk.source.start()
         wall0, cpu0 = time.monotonic(), time.process_time()
         kiosk.run(max_frames=frames)
         wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+        window_size = kiosk.renderer.size
     if len(recorder.indices) < warmup + MIN_MEASURED_FRAMES:
         raise MonalisaError(f"{video}: only {len(recorder.indices)} frame(s) processed; bench needs at least "
                             f"{warmup + MIN_MEASURED_FRAMES} (the first {warmup} are warm-up)")
     stats = {name: np.asarray(values[warmup:], dtype=np.float64) for name, values in recorder.stage_ms.items()}
     return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
-                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), eyes=recorder.eyes, warmup=warmup)
+                       cells=np.asarray(recorder.cells, int).reshape(-1, 2), eyes=recorder.eyes,
+                       window=window_size, warmup=warmup)
 
 
 def format_report(result: BenchResult, title: str = "") -> str:
@@ -131,19 +140,53 @@ def format_report(result: BenchResult, title: str = "") -> str:
 
 
 def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: float = 30.0,
-              max_pitch: float = 15.0) -> Pool:
-    """A plain pool with this grid (a grey portrait, one shade per cell), for measurements and tests."""
+              max_pitch: float = 15.0, portrait_size: tuple[int, int] = (96, 120),
+              patch: tuple[int, int, int, int] = (32, 32, 32, 16)) -> Pool:
+    """A plain pool with this grid (a grey portrait, one shade per cell), for measurements and tests.
+
+    ``portrait_size`` is (width, height); ``patch`` (x, y, width, height), e.g. a head-sized one.
+    """
     from monalisa.pool.format import PoolWriter, load_pool
     from monalisa.pool.geometry import Rect
 
-    portrait = np.full((120, 96, 3), 96, np.uint8)
+    rect = Rect(*patch)
+    portrait = np.full((portrait_size[1], portrait_size[0], 3), 96, np.uint8)
+    portrait[::8] = 60   # some texture, so scaling has work to do
     yaws = np.linspace(-max_yaw, max_yaw, cols).tolist() if cols > 1 else [0.0]
     pitches = np.linspace(max_pitch, -max_pitch, rows).tolist() if rows > 1 else [0.0]
-    with PoolWriter(directory, portrait, "0" * 64, Rect(32, 32, 32, 16), yaws, pitches, "grid", {}) as writer:
+    with PoolWriter(directory, portrait, "0" * 64, rect, yaws, pitches, "grid", {}) as writer:
         for row in range(rows):
             for col in range(cols):
-                writer.add(row, col, np.full((16, 32, 3), (40 * row + 6 * col) % 256, np.uint8))
+                writer.add(row, col, np.full((rect.height, rect.width, 3), (40 * row + 6 * col) % 256, np.uint8))
     return load_pool(directory)
+
+
+@contextlib.contextmanager
+def real_display(size: tuple[int, int] = (1920, 1080)) -> Iterator[str | None]:
+    """$DISPLAY if set, else a private Xvfb screen of ``size`` while the block runs; None when neither exists."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    if shutil.which("Xvfb") is None:
+        yield None
+        return
+    read_fd, write_fd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size[0]}x{size[1]}x24",
+                             "-nolisten", "tcp"], pass_fds=(write_fd,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    try:
+        if not number:
+            yield None
+            return
+        os.environ["DISPLAY"] = f":{number}"
+        yield os.environ["DISPLAY"]
+    finally:
+        os.environ.pop("DISPLAY", None)
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
 
 
 class BlinkingPool:
@@ -181,8 +224,10 @@ def bench_pool(config: Config) -> Pool:
     return load_pool(choose_pool(None, config.pool.path)[0])
 
 
-def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None) -> int:
-    """Print per-stage latency percentiles and throughput for the loop on a video (generated if none)."""
+def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool | None = None,
+              window: bool = True) -> int:
+    """Print per-stage latency percentiles and throughput for the loop on a video (generated if none),
+    headless and, with ``window``, in a real window too ($DISPLAY, else Xvfb) so the display's cost shows."""
     if frames is not None and frames < MIN_FRAMES:
         raise UsageError(f"--frames must be at least {MIN_FRAMES} (the first {WARMUP_FRAMES} are warm-up), "
                          f"got {frames}")
@@ -198,7 +243,17 @@ def run_bench(config: Config, camera: str | None, frames: int | None, pool: Pool
         else:
             video = Path(camera)
         result = measure(config, video, pool, pace=False, frames=frames)
-    title = (f"monalisa bench: {video.name if camera else 'synthetic walk'}, "
-             f"{config.gaze.mapping} mapping, pool {pool.rows}x{pool.cols}, not paced")
-    print(format_report(result, title))
+        title = (f"monalisa bench: {video.name if camera else 'synthetic walk'}, "
+                 f"{config.gaze.mapping} mapping, pool {pool.rows}x{pool.cols}, not paced")
+        print(format_report(result, title + ", headless"))
+        if not window:
+            return 0
+        with real_display() as display:
+            if display is None:
+                print("\nwindow: not measured (no $DISPLAY and no Xvfb; apt-get install xvfb, or run on the screen)")
+                return 0
+            shown = measure(config, video, pool, pace=False, frames=frames, window=True)
+            kind = "fullscreen" if config.render.fullscreen else f"{shown.window[0]}x{shown.window[1]} window"
+            print()
+            print(format_report(shown, f"in a real {kind} on {display}"))
     return 0
