@@ -104,13 +104,17 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
     """
     from monalisa.kiosk.video import VideoFileSource
 
+    driver = os.environ.get("SDL_VIDEODRIVER")
     if window:
         os.environ.pop("SDL_VIDEODRIVER", None)    # a real window: the X display, not SDL's dummy driver
     else:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     source = VideoFileSource(video, pace=pace, loop=False)
     recorder = FrameLog()
-    with open_kiosk(config, pool, source, headless=not window, observers=[recorder]) as kiosk:
+    with contextlib.ExitStack() as undo:
+        if window:
+            undo.callback(_restore_env, "SDL_VIDEODRIVER", driver)
+        kiosk = undo.enter_context(open_kiosk(config, pool, source, headless=not window, observers=[recorder]))
         kiosk.detector.detect(np.zeros((config.camera.height, config.camera.width, 3), np.uint8))  # load the graph
         kiosk.source.start()
         wall0, cpu0 = time.monotonic(), time.process_time()
@@ -125,6 +129,13 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
                        cells=np.asarray(recorder.cells, int).reshape(-1, 2), eyes=recorder.eyes,
                        window=window_size, warmup=warmup)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def format_report(result: BenchResult, title: str = "") -> str:

@@ -1,11 +1,14 @@
 """`monalisa bench`: runs the real loop headless on a video and prints stage percentiles."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
 from monalisa.config import Config
 from monalisa.errors import MonalisaError, UsageError
-from monalisa.ops.bench import BenchResult, format_report, grid_pool, measure, run_bench
+from monalisa.ops.bench import BenchResult, BlinkingPool, format_report, grid_pool, measure, run_bench
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,7 @@ def test_grid_pool_has_the_grid(pool):
 
 
 def test_run_bench_generates_a_video_and_prints_every_stage(pool, capsys):
-    assert run_bench(Config(), None, 20, pool=pool) == 0
+    assert run_bench(Config(), None, 20, pool=pool, window=False) == 0
     out = capsys.readouterr().out
     for stage in ("capture", "detect", "select", "render", "total"):
         line = next(line for line in out.splitlines() if line.startswith(stage))
@@ -69,3 +72,27 @@ def test_a_video_too_short_for_the_warm_up_is_one_clear_error(pool, tmp_path):
     empty_video(video, seconds=0.2, fps=30, size=(160, 120))  # 6 frames
     with pytest.raises(MonalisaError, match=r"only 6 frame\(s\) processed; bench needs at least 10"):
         measure(Config(), video, pool, pace=False)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")
+def test_run_bench_also_measures_a_real_window_on_xvfb(pool, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    config = Config()
+    config.render.window_width, config.render.window_height = 300, 400
+    assert run_bench(config, None, 12, pool=pool) == 0
+    out = capsys.readouterr().out
+    assert "headless" in out and "in a real 300x400 window on :" in out
+    assert out.count("total ") == 2
+    assert os.environ["SDL_VIDEODRIVER"] == "dummy" and "DISPLAY" not in os.environ   # all put back
+
+
+def test_blinking_pool_paints_lids_over_the_eye_band(pool):
+    blinking = BlinkingPool(pool, stages=(0.5, 1.0))
+    rect = blinking.blink_rect
+    assert blinking.blink_stages == (0.5, 1.0) and rect.width == pool.patch_rect.width
+    half, shut = blinking.blink_patch(0, 3, 0), blinking.blink_patch(0, 3, 1)
+    assert half.shape == shut.shape == (rect.height, rect.width, 3)
+    open_eyes = pool.patches[(0, 3)][rect.relative_to(pool.patch_rect).slices]
+    assert (shut != open_eyes).any(axis=-1).all()
+    assert (half != open_eyes).any(axis=-1).mean() == pytest.approx(0.5, abs=0.13)
