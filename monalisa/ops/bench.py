@@ -47,6 +47,7 @@ class FrameLog:
         self.indices: list[int] = []
         self.cells: list[tuple[int, int]] = []
         self.eyes: list[tuple[float, float] | None] = []   # the followed viewer's raw eye midpoint
+        self.lives: list[str | None] = []                  # "blink", "glance", "look_away" or None per frame
 
     def __call__(self, rec: FrameRecord) -> None:
         for name in STAGES:
@@ -54,6 +55,7 @@ class FrameLog:
         self.indices.append(rec.frame)
         self.cells.append(rec.cell)
         self.eyes.append(rec.eye)
+        self.lives.append("blink" if rec.blink is not None else rec.act)
 
 
 @dataclass
@@ -69,7 +71,12 @@ class BenchResult:
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))     # (row, column) shown
     eyes: list = field(default_factory=list)     # per frame: the followed viewer's raw eye midpoint, or None
     window: tuple[int, int] = (0, 0)             # the window's size (the off-screen surface's when headless)
+    lives: list = field(default_factory=list)    # per frame: "blink", "glance", "look_away" or None
     warmup: int = WARMUP_FRAMES  # first frames left out of stage_ms
+
+    def count(self, life: str) -> int:
+        """How many times the portrait began ``life`` ("blink", "glance", "look_away") over the run."""
+        return sum(1 for before, now in zip([None, *self.lives], self.lives) if now == life and before != life)
 
     @property
     def throughput(self) -> float:
@@ -128,7 +135,7 @@ def measure(config: Config, video: str | Path, pool: Pool, *, pace: bool = False
     return BenchResult(frames=kiosk.frames, source_frames=recorder.indices[-1] + 1 if recorder.indices else 0,
                        wall_s=wall, cpu_s=cpu, stage_ms=stats, indices=np.asarray(recorder.indices, int),
                        cells=np.asarray(recorder.cells, int).reshape(-1, 2), eyes=recorder.eyes,
-                       window=window_size, warmup=warmup)
+                       window=window_size, lives=recorder.lives, warmup=warmup)
 
 
 def _restore_env(name: str, value: str | None) -> None:
