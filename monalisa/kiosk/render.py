@@ -67,6 +67,9 @@ class Renderer:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         os.environ.setdefault("SDL_VIDEO_MINIMIZE_ON_FOCUS_LOSS", "0")  # stay up when focus moves
         os.environ.setdefault("SDL_VIDEO_ALLOW_SCREENSAVER", "0")       # no blanking in the gallery
+        # the window surface straight to X (XShm): SDL's default GL-backed framebuffer waits for vsync (or, on
+        # software GL as under Xvfb, ~45 ms) on every update; measured by benchmarks/kiosk_latency.py
+        os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         import pygame
 
         self._pg = pygame
