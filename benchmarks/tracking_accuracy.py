@@ -210,6 +210,7 @@ def main() -> int:
 def config_for(mapping: str) -> Config:
     config = Config()
     config.gaze.mapping = mapping
+    config.life.seed = 1    # the same blinks in the paced and the unpaced run
     return config
 
 

@@ -190,12 +190,10 @@ class WebcamSource(ClosingSource):
             if self._thread is None:  # never started (the kiosk failed to start): nothing to report
                 self._worker_state = self._reported_state = ENDED
                 return
-        if self._thread is not None:
-            self._thread.join(timeout=self.config.read_timeout_s + 1.0)
-            if self._thread.is_alive():
-                log.warning("camera %s: capture thread still blocked in the driver;"
-                            " it releases the camera when it returns",
-                            self.target)
+        self._thread.join(timeout=self.config.read_timeout_s + 1.0)
+        if self._thread.is_alive():
+            log.warning("camera %s: capture thread still blocked in the driver; it releases the camera when it returns",
+                        self.target)
         self._set_worker_state(ENDED, "closed")
 
     def describe(self) -> str:
