@@ -11,7 +11,7 @@ from monalisa.errors import MonalisaError
 log = logging.getLogger(__name__)
 
 # Bump when the built-in pool's recipe changes, so caches rebuild.
-RECIPE = "warp-1"
+RECIPE = "warp-2"
 
 
 def builtin_portrait_path() -> Path:
