@@ -69,6 +69,7 @@ class FaceGeometry:
     landmarks: np.ndarray | None                # (478, 2) pixels
     left_eye: EyeGeometry                       # the eye on the image's left
     right_eye: EyeGeometry
+    landmarks_3d: np.ndarray | None = None      # (478, 3) pixels; z: FaceMesh depth (x's scale, + away)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -118,8 +119,9 @@ class FaceMeshSession:
                 self.close()
                 raise
 
-    def landmarks(self, image: np.ndarray) -> list[np.ndarray]:
-        """Landmarks (478, 2) in ``image`` pixels for every face FaceMesh finds."""
+    def landmarks(self, image: np.ndarray, with_z: bool = False) -> list[np.ndarray]:
+        """Landmarks (478, 2) in ``image`` pixels for every face FaceMesh finds; (478, 3) ``with_z``
+        (z: FaceMesh's relative depth in the same pixel scale as x, larger is farther)."""
         if self._mesh is None:
             raise RuntimeError("FaceMeshSession used after close()")
         if self._quiet:  # MediaPipe also logs once per process when it first sees a face
@@ -129,6 +131,9 @@ class FaceMeshSession:
         else:
             result = self._mesh.process(np.ascontiguousarray(image))
         height, width = image.shape[:2]
+        if with_z:
+            return [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float64)
+                    for face in result.multi_face_landmarks or []]
         return [np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64)
                 for face in result.multi_face_landmarks or []]
 
@@ -223,7 +228,8 @@ def _box_area(points: np.ndarray) -> float:
 
 
 def _refine(mesh: FaceMeshSession, image: np.ndarray, rough: np.ndarray) -> np.ndarray:
-    """Re-run FaceMesh on a square crop around one face; the rough landmarks if that fails."""
+    """Re-run FaceMesh on a square crop around one face: (478, 3) landmarks with depth; the rough
+    (478, 2) ones if that fails."""
     height, width = image.shape[:2]
     (x0, y0), (x1, y1) = rough.min(axis=0), rough.max(axis=0)
     side = 2.0 * max(x1 - x0, y1 - y0)
@@ -234,16 +240,18 @@ def _refine(mesh: FaceMeshSession, image: np.ndarray, rough: np.ndarray) -> np.n
     scale = REFINE_SIDE / max(crop.shape[:2])
     crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)),
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    candidates = [pts / scale + (left, top) for pts in mesh.landmarks(crop)]
+    candidates = [pts / scale + (left, top, 0.0) for pts in mesh.landmarks(crop, with_z=True)]
     if not candidates:
         return rough
-    best = min(candidates, key=lambda pts: np.abs(pts - rough).mean())
+    best = min(candidates, key=lambda pts: np.abs(pts[:, :2] - rough).mean())
     face_size = max(x1 - x0, y1 - y0)
-    return best if np.abs(best - rough).mean() < 0.1 * face_size else rough
+    return best if np.abs(best[:, :2] - rough).mean() < 0.1 * face_size else rough
 
 
 def _face_from_landmarks(points: np.ndarray) -> FaceGeometry:
-    """Build the geometry of one face from its 478 FaceMesh landmarks."""
+    """Build the geometry of one face from its 478 FaceMesh landmarks ((478, 2), or (478, 3) with depth)."""
+    points_3d = points if points.shape[1] == 3 else None
+    points = np.ascontiguousarray(points[:, :2])
     eyes = []
     for _corners, upper, lower, iris_center, iris_rim in _SUBJECT_EYES:
         center = points[iris_center]
@@ -251,7 +259,7 @@ def _face_from_landmarks(points: np.ndarray) -> FaceGeometry:
         eyes.append(_eye(center, radius, points[list(upper)], points[list(lower)]))
     eyes.sort(key=lambda e: e.center[0])
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-    return FaceGeometry((float(x0), float(y0), float(x1), float(y1)), points, eyes[0], eyes[1])
+    return FaceGeometry((float(x0), float(y0), float(x1), float(y1)), points, eyes[0], eyes[1], points_3d)
 
 
 def _eye(center: Sequence[float], radius: float, lid_a: np.ndarray, lid_b: np.ndarray) -> EyeGeometry:
