@@ -120,13 +120,31 @@ class BuildSummary:
     seconds: float
     sheet: Path | None
     blink_stages: tuple[float, ...] = ()
+    head: str = ""       # the engine's head limits and painted gaze, when it turns heads
 
     def line(self) -> str:
         blinks = f" + {len(self.blink_stages)} blink stages each" if self.blink_stages else ""
         text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}){blinks}, "
                 f"patch {self.patch.width}x{self.patch.height} at ({self.patch.x}, {self.patch.y}), "
                 f"{self.seconds:.1f} s")
+        text += f"; {self.head}" if self.head else ""
         return text + (f"; contact sheet: {self.sheet}" if self.sheet else "")
+
+
+def head_text(engine: Engine) -> str:
+    """"painted gaze Y/P, head yaw -a..+b, pitch -c..+d, reach yaw -e..+f degrees" for engines that
+    turn heads, else ""."""
+    painted = getattr(engine, "painted_gaze", None)
+    limits = getattr(engine, "head_limits", None)
+    reach = getattr(engine, "reach", None)
+    if painted is None or limits is None or reach is None:
+        return ""
+    yaw, pitch = painted()
+    low, high, down, up = limits()
+    reach_low, reach_high, reach_down, reach_up = reach()
+    return (f"painted gaze {yaw:+.1f}/{pitch:+.1f}, head yaw {low:+.1f}..{high:+.1f}, "
+            f"pitch {down:+.1f}..{up:+.1f}, reach yaw {reach_low:+.1f}..{reach_high:+.1f}, "
+            f"pitch {reach_down:+.1f}..{reach_up:+.1f} degrees")
 
 
 def make_engine(image: np.ndarray, options: PrecomputeOptions, config: Config) -> Engine:
@@ -142,10 +160,14 @@ def make_engine(image: np.ndarray, options: PrecomputeOptions, config: Config) -
     from precompute.warp import WarpEngine
 
     if options.eyes:
-        faces = portrait.faces_from_eye_points(image, options.eyes)
-    else:
-        faces = portrait.find_faces(image, int(options.faces) if options.faces.isdigit() else options.faces)
-    return WarpEngine(image, faces, config.warp, options.yaws, options.pitches)
+        return WarpEngine(image, portrait.faces_from_eye_points(image, options.eyes), config.warp,
+                          options.yaws, options.pitches)
+    from precompute.gaze_plan import FaceMeshReader
+
+    with FaceMeshReader() as reader:  # one FaceMesh graph finds the faces and reads their gaze
+        which = int(options.faces) if options.faces.isdigit() else options.faces
+        faces = portrait.find_faces(image, which, session=reader.session)
+        return WarpEngine(image, faces, config.warp, options.yaws, options.pitches, reader=reader)
 
 
 def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True) -> BuildSummary:
@@ -185,7 +207,7 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
                         "[warp] iris_travel too low?)", len(cells))
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
                         time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None,
-                        tuple(stages))
+                        tuple(stages), head_text(engine))
 
 
 def _blinks(engine: Engine) -> bool:
