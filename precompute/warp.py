@@ -201,8 +201,10 @@ class WarpEngine:
         map_x -= shift_x
         map_y -= shift_y
         warped = resample(self._image, map_x, map_y)
-        moved = (np.abs(map_x - self._grid_x[rows, cols]) + np.abs(map_y - self._grid_y[rows, cols])) > 1e-3
-        patch = np.where(moved[..., None], warped, self._original[rows, cols])
+        offset = cv2.absdiff(map_x, self._grid_x[rows, cols]) + cv2.absdiff(map_y, self._grid_y[rows, cols])
+        moved = (offset > 1e-3).astype(np.uint8)
+        patch = self._original[rows, cols].copy()
+        cv2.copyTo(warped, moved, patch)  # pixels that stay keep the painting's own values exactly
         inner_rows, inner_cols = rect.relative_to(grown).slices
         return patch[inner_rows, inner_cols]
 
