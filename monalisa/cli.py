@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "they replace FaceMesh detection for the whole portrait (not only when no face is "
                      "found) and cannot be combined with --faces")
     pre.add_argument("--head-follow", type=finite_float, metavar="F",
-        help="fraction of the turn the head follows ([warp] head_follow)")
+        help="share of a small gaze change the head takes ([warp] head_follow)")
     pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
     pre.add_argument("--driving", type=Path, metavar="VIDEO", help="gaze video from `monalisa record`")
     pre.add_argument("--runtime", choices=("onnxruntime", "torch"), help="FOMM runtime ([fomm] runtime)")
