@@ -182,12 +182,12 @@ class WarpConfig:
                               "the rest (with the head limits at 0: eyes only)", min=0, max=1)
     eye_range: float = _key(15.0, "eye-in-head angle in degrees beyond which the head takes the whole turn",
                             min=0, max=40)
-    head_yaw_limit: float = _key(15.0, "largest head turn in degrees for a frontal sitter, each side "
-                                 "(0: the head stays)", min=0, max=30)
-    head_yaw_unseen: float = _key(12.0, "largest head turn toward the side a turned sitter never showed "
+    head_yaw_limit: float = _key(20.0, "largest head turn of the mesh in degrees for a frontal sitter, each side "
+                                 "(viewers read about two thirds of it; 0: the head stays)", min=0, max=30)
+    head_yaw_unseen: float = _key(14.0, "largest head turn toward the side a turned sitter never showed "
                                   "(painted 15 degrees or more aside)", min=0, max=30)
     head_yaw_away: float = _key(20.0, "largest head turn away from that side for a turned sitter", min=0, max=30)
-    head_pitch_limit: float = _key(8.0, "largest head nod in degrees, up and down", min=0, max=20)
+    head_pitch_limit: float = _key(8.0, "largest head nod of the mesh in degrees, up and down", min=0, max=20)
     calibrate: bool = _key(True, "measure probe frames with FaceMesh and scale the turn so every frame shows "
                            "its degrees")
     iris_travel: float = _key(0.8, "how far the iris may travel toward the eye corner (fraction of the free room)",

@@ -133,6 +133,11 @@ class FacePlan:
     def painted_eyes(self) -> tuple[float, float]:
         return (0.0, 0.0) if self.painted is None else (self.painted.eye_yaw, self.painted.eye_pitch)
 
+    def widest_pose(self) -> HeadPose:
+        """The largest head turn and nod this face is ever commanded (the head model's band is sized by it)."""
+        low, high, down, up = self.limits
+        return HeadPose(max(-low, high), max(-down, up))
+
     def true_limits(self) -> tuple[float, float, float, float]:
         """The head limits in degrees a viewer reads: yaw low, high, pitch low, high."""
         low, high, down, up = self.limits
@@ -182,23 +187,29 @@ class FacePlan:
         head_pitch, eye_pitch = split(pitch - painted_pitch, eye_pitch0, config.head_follow, config.eye_range,
                                       (down, up), (eye_down, eye_up))
         r = self.responses
-        clamp = lambda value, most: min(max(value, -most), most)  # noqa: E731
         return Command(HeadPose(r.head_yaw.inverse(head_yaw), r.head_pitch.inverse(head_pitch)),
-                       clamp(r.eye_yaw.inverse(eye_yaw), EYE_MAX[0]),
-                       clamp(r.eye_pitch.inverse(eye_pitch), EYE_MAX[1]))
+                       _clamp(r.eye_yaw.inverse(eye_yaw), EYE_MAX[0]),
+                       _clamp(r.eye_pitch.inverse(eye_pitch), EYE_MAX[1]))
 
     def describe(self) -> dict:
         """For the manifest: painted gaze, limits and reach in true degrees, the measured responses."""
         r = self.responses
-        rounded = lambda values: [round(v, 2) for v in values]  # noqa: E731
         limits, reach = self.true_limits(), self.reach()
-        return {"painted_gaze": rounded(self.painted_gaze),
+        return {"painted_gaze": _rounded(self.painted_gaze),
                 "painted_head": None if self.painted is None else
-                rounded((self.painted.head_yaw, self.painted.head_pitch)),
-                "head_yaw_limits": rounded(limits[:2]), "head_pitch_limits": rounded(limits[2:]),
-                "reach_yaw": rounded(reach[:2]), "reach_pitch": rounded(reach[2:]),
+                _rounded((self.painted.head_yaw, self.painted.head_pitch)),
+                "head_yaw_limits": _rounded(limits[:2]), "head_pitch_limits": _rounded(limits[2:]),
+                "reach_yaw": _rounded(reach[:2]), "reach_pitch": _rounded(reach[2:]),
                 "responses": {name: getattr(r, name).describe()
                               for name in ("head_yaw", "head_pitch", "eye_yaw", "eye_pitch", "yaw", "pitch")}}
+
+
+def _clamp(value: float, most: float) -> float:
+    return min(max(value, -most), most)
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 2) for v in values]
 
 
 def split(change: float, eye0: float, share: float, eye_range: float, head_limits: tuple[float, float],
@@ -258,10 +269,12 @@ def calibrate(frame: Callable[[list[Command]], np.ndarray], index: int, count: i
         reach = plan.planned_reach()[2 * axis:2 * axis + 2]
         lowest, highest = max(min(grid), reach[0] + 1), min(max(grid), reach[1] - 1)
         targets = [painted + abs(f) * ((highest if f > 0 else lowest) - painted) for f in WHOLE_PROBES]
-        make = (lambda t: plan.planned(t, plan.painted_gaze[1])) if axis == 0 else \
-            (lambda t: plan.planned(plan.painted_gaze[0], t))
-        return probe(lambda change: make(painted + change), [t - painted for t in targets
-                                                             if abs(t - painted) > 1], axis)
+        def planned(change: float) -> Command:
+            target = list(plan.painted_gaze)
+            target[axis] += change
+            return plan.planned(*target)
+
+        return probe(planned, [t - painted for t in targets if abs(t - painted) > 1], axis)
 
     responses = plan.responses = Responses()
     responses.head_yaw = probe(lambda a: Command(HeadPose(a, 0.0)), [low, high], 0)

@@ -11,6 +11,7 @@ what comes in front of it, never folded over it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ from precompute.portrait import FaceGeometry
 
 NODE_STEP = 4              # node grid spacing in portrait pixels (the map is affine per triangle)
 SMOOTH = 0.025             # depth smoothing (Gaussian sigma), in face widths
-BAND = 0.12                # the motion fades out over this band outside the head region, in face widths
+BAND = (0.08, 0.3)         # the motion fades out over a band outside the head region: at least / most, in face widths
+FOLD_MARGIN = 1.8          # ...and at least this many times as wide as the region's edge moves (no fold)
 HEAD_ELLIPSE = (0.75, 0.75)  # head region ellipse semi-axes, in face widths / face heights
 HEAD_LIFT = 0.12           # the ellipse centre sits this far above the face centre, in face heights
 EDGE_SMOOTH = 0.06         # the face edge's depth is smoothed along the edge this much, in face widths
@@ -45,7 +47,7 @@ class HeadModel:
     """One face's head: nodes with depth and motion weight over ``rect``, rotated per pose."""
 
     def __init__(self, face: FaceGeometry, person: np.ndarray | None, image_shape: tuple[int, ...],
-                 step: int = NODE_STEP):
+                 reach: HeadPose = HeadPose(20.0, 8.0), step: int = NODE_STEP):
         if face.landmarks_3d is None:
             raise ValueError("the head turn needs FaceMesh's 3D landmarks")
         points = face.landmarks_3d
@@ -53,27 +55,26 @@ class HeadModel:
         left, right = points[_CHEEKS[0]], points[_CHEEKS[1]]
         self.axis = (left + right) / 2                     # x, y, z of the rotation centre
         height, width = image_shape[:2]
-        band = BAND * self.face_width
+        widest = BAND[1] * self.face_width
         region_box = self._ellipse_box(face)
-        x0 = max(0, math.floor(region_box[0] - band - 2 * step))
-        y0 = max(0, math.floor(region_box[1] - band - 2 * step))
-        x1 = min(width, math.ceil(region_box[2] + band + 2 * step))
-        y1 = min(height, math.ceil(region_box[3] + band + 2 * step))
+        x0 = max(0, math.floor(region_box[0] - widest - 2 * step))
+        y0 = max(0, math.floor(region_box[1] - widest - 2 * step))
+        x1 = min(width, math.ceil(region_box[2] + widest + 2 * step))
+        y1 = min(height, math.ceil(region_box[3] + widest + 2 * step))
         self.rect = Rect(x0, y0, x1 - x0, y1 - y0)
-        region = self._region(face, person)
-        outside = cv2.distanceTransform((region == 0).astype(np.uint8), cv2.DIST_L2, 5)
-        weight = 1 - _smoothstep(outside / band)
         self.step = step
         self.nodes_x = np.unique(np.r_[np.arange(0, self.rect.width, step), self.rect.width - 1])
         self.nodes_y = np.unique(np.r_[np.arange(0, self.rect.height, step), self.rect.height - 1])
         grid_x, grid_y = np.meshgrid(self.nodes_x, self.nodes_y)
         self.src_x = (grid_x + self.rect.x).astype(np.float64).ravel()
         self.src_y = (grid_y + self.rect.y).astype(np.float64).ravel()
+        region = self._region(face, person)
+        self.depth = self._depth(points, region, grid_x, grid_y).ravel()   # z - axis z: < 0 toward the viewer
+        self.weight = np.ones_like(self.depth)
+        weight = self._weight(region, reach)
         self.weight = weight[grid_y, grid_x].astype(np.float64).ravel()
         self.weight[(grid_x == 0).ravel() | (grid_y == 0).ravel()] = 0.0
         self.weight[(grid_x == self.rect.width - 1).ravel() | (grid_y == self.rect.height - 1).ravel()] = 0.0
-        depth = self._depth(points, region, grid_x, grid_y)
-        self.depth = depth.ravel()                           # z - axis z: < 0 toward the viewer
         self.triangles = self._triangles(len(self.nodes_x), len(self.nodes_y))
         ys, xs = np.mgrid[self.rect.slices].astype(np.float32)
         self._identity_x, self._identity_y = xs, ys
@@ -158,8 +159,8 @@ class HeadModel:
             inside &= smooth >= 0.5
         region = inside
         region = region.astype(np.uint8)
-        hull = cv2.convexHull((face.landmarks_3d[:468, :2] - (self.rect.x, self.rect.y)).astype(np.float32))
-        cv2.fillConvexPoly(region, np.round(hull).astype(np.int32), 1)
+        oval = face.landmarks_3d[face_oval(), :2] - (self.rect.x, self.rect.y)
+        cv2.fillPoly(region, [np.round(oval).astype(np.int32)], 1)
         count, labels, _stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
         if count > 2:  # keep the part joined to the face (stray bits of the segmentation stay still)
             centre = np.round(np.array(face.center) - (self.rect.x, self.rect.y)).astype(int)
@@ -168,6 +169,29 @@ class HeadModel:
             if keep > 0:
                 region = (labels == keep).astype(np.uint8)
         return region
+
+    def _weight(self, region: np.ndarray, reach: HeadPose) -> np.ndarray:
+        """Motion weight over rect: 1 in the head region, fading to 0 over a band outside it that is
+        wide enough where the region's edge moves far (a chin in front of the neck) not to fold."""
+        inner = cv2.erode(region, np.ones((3, 3), np.uint8))
+        edge_y, edge_x = np.nonzero(region - inner)
+        edge = np.stack([edge_x + self.rect.x, edge_y + self.rect.y], axis=1).astype(np.float64)
+        depth, _ = self.surface(edge)
+        full = np.ones(len(edge))
+        moved = np.zeros(len(edge))
+        for pose in (HeadPose(reach.yaw, 0), HeadPose(-reach.yaw, 0), HeadPose(0, reach.pitch),
+                     HeadPose(0, -reach.pitch)):
+            x, y, _ = self.move(edge[:, 0], edge[:, 1], depth, full, pose)
+            moved = np.maximum(moved, np.hypot(x - edge[:, 0], y - edge[:, 1]))
+        low, high = BAND[0] * self.face_width, BAND[1] * self.face_width
+        widths = np.zeros(region.shape, np.float64)
+        widths[edge_y, edge_x] = np.clip(FOLD_MARGIN * moved, low, high)
+        outside, nearest = cv2.distanceTransformWithLabels((region == 0).astype(np.uint8), cv2.DIST_L2, 5,
+                                                           labelType=cv2.DIST_LABEL_PIXEL)
+        by_label = np.full(nearest.max() + 1, low)
+        by_label[nearest[edge_y, edge_x]] = widths[edge_y, edge_x]
+        band = by_label[nearest]
+        return 1 - _smoothstep(outside / band)
 
     def _depth(self, points: np.ndarray, region: np.ndarray, grid_x: np.ndarray,
                grid_y: np.ndarray) -> np.ndarray:
@@ -181,7 +205,11 @@ class HeadModel:
         pixel, (values,) = rasterise(xy[:, 0], xy[:, 1], delaunay(xy), grid_x.shape[1], grid_x.shape[0],
                                      np.zeros(len(xy)), (z,))
         surface.ravel()[pixel] = values
-        hull = np.isfinite(surface)
+        # The face is inside its oval (the triangulation also spans the background between jaw and temple).
+        oval = np.zeros(grid_x.shape, np.uint8)
+        outline = (points[face_oval(), :2] - (self.rect.x, self.rect.y)) / self.step
+        cv2.fillPoly(oval, [np.round(outline * 16).astype(np.int32)], 1, shift=4)
+        hull = np.isfinite(surface) & (oval > 0)
         face = np.where(hull, surface, 0.0)
         # Beyond the landmarks: the depth along the face's edge (a thin ring inside it, smoothed along
         # the edge so no streaks run out from single landmarks), eased to 0 at the region's edge.
@@ -287,6 +315,18 @@ def rasterise(out_x: np.ndarray, out_y: np.ndarray, triangles: np.ndarray, width
         k_y = to_b * u_y + to_c * v_y
         results.append(k_0[t] + k_x[t] * px + k_y[t] * py)
     return pixel, results
+
+
+@functools.cache
+def face_oval() -> list[int]:
+    """FaceMesh's face outline landmarks, in order around the face."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
+    following = dict(FACEMESH_FACE_OVAL)
+    order = [next(iter(following))]
+    while following[order[-1]] != order[0]:
+        order.append(following[order[-1]])
+    return order
 
 
 def delaunay(points: np.ndarray) -> np.ndarray:

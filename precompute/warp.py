@@ -55,11 +55,11 @@ class WarpEngine:
         self._config = config
         self._yaws, self._pitches = [float(v) for v in yaws], [float(v) for v in pitches]
         turning = config.head_yaw_limit > 0 or config.head_pitch_limit > 0
-        with_3d = [face for face in self._faces if face.landmarks_3d is not None]
-        person = segment_person(image, with_3d) if turning and with_3d else None
-        self._heads = [HeadModel(face, person, image.shape) if turning and face.landmarks_3d is not None
-                       else None for face in self._faces]
-        self._plans = [self._painted_plan(face, reader) for face in self._faces]
+        turns = [turning and face.landmarks_3d is not None for face in self._faces]
+        self._plans = [self._painted_plan(face, reader, turn) for face, turn in zip(self._faces, turns)]
+        person = segment_person(image, [f for f, t in zip(self._faces, turns) if t]) if any(turns) else None
+        self._heads = [HeadModel(face, person, image.shape, plan.widest_pose()) if turn else None
+                       for face, turn, plan in zip(self._faces, turns, self._plans)]
         max_yaw, max_pitch = (math.radians(v) for v in EYE_MAX)
         self._eyes = [[EyeWarp(eye, config.iris_travel, max_yaw, max_pitch, image=image) for eye in face.eyes]
                       for face in self._faces]
@@ -178,7 +178,10 @@ class WarpEngine:
             if head is None or (pose.yaw == 0 and pose.pitch == 0):
                 continue
             head_x, head_y = head.backward_map(pose)
-            rows, cols = head.rect.relative_to(self._rect).slices
+            both = _intersect(head.rect, self._rect)   # the head's map is the identity outside the patch
+            rows, cols = both.relative_to(self._rect).slices
+            head_rows, head_cols = both.relative_to(head.rect).slices
+            head_x, head_y = head_x[head_rows, head_cols], head_y[head_rows, head_cols]
             moved = (head_x != self._grid_x[rows, cols]) | (head_y != self._grid_y[rows, cols])
             map_x[rows, cols] = np.where(moved, head_x, map_x[rows, cols])
             map_y[rows, cols] = np.where(moved, head_y, map_y[rows, cols])
@@ -210,25 +213,25 @@ class WarpEngine:
 
     # ------------------------------------------------------------------------- set-up
 
-    def _painted_plan(self, face: FaceGeometry, reader: GazeReader | None) -> FacePlan:
+    def _painted_plan(self, face: FaceGeometry, reader: GazeReader | None, turns: bool) -> FacePlan:
         """The face's painted gaze (read when a reader is given) and its eye/head split."""
         painted = reader.painted(self._image, face) if reader is not None and face.landmarks is not None else None
         if reader is not None and face.landmarks is not None and painted is None:
             log.warning("FaceMesh could not read the painted gaze of the face at x=%.0f; taking it as "
                         "straight out of the picture", face.center[0])
         head_yaw = painted.head_yaw if painted is not None else 0.0
-        has_head = self._heads[self._faces.index(face)] is not None
-        limits = head_limits(head_yaw, self._config) if has_head else (0.0, 0.0, 0.0, 0.0)
+        limits = head_limits(head_yaw, self._config) if turns else (0.0, 0.0, 0.0, 0.0)
         return FacePlan(self._config, painted, limits)
 
     def _union_rect(self) -> Rect:
-        """Bounding box of every head region (with its band) and eye region, clipped to the image."""
+        """Bounding box of every head's changing pixels (region and band) and eye region, in the image."""
         height, width = self._image.shape[:2]
         boxes = []
         for face, head in zip(self._faces, self._heads):
-            if head is not None:
-                boxes.append((head.rect.x, head.rect.y, head.rect.x + head.rect.width,
-                              head.rect.y + head.rect.height))
+            if head is not None and head.changed.any():
+                rows, cols = np.nonzero(head.changed.any(axis=1))[0], np.nonzero(head.changed.any(axis=0))[0]
+                boxes.append((head.rect.x + cols[0] - 1, head.rect.y + rows[0] - 1,
+                              head.rect.x + cols[-1] + 2, head.rect.y + rows[-1] + 2))
             boxes.extend(eye_region(eye) for eye in face.eyes)
         return _clip_box(boxes, width, height)
 
@@ -269,6 +272,12 @@ def resample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndar
         values -= second
     np.maximum(values, 0, out=values)
     return cv2.convertScaleAbs(values)  # rounds and saturates to 255
+
+
+def _intersect(a: Rect, b: Rect) -> Rect:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
+    return Rect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 def _grow(rect: Rect, by: int, within: Rect) -> Rect:

@@ -9,7 +9,7 @@ import pytest
 
 from monalisa.config import WarpConfig
 from precompute.gaze_plan import Command, FacePlan, Response, Responses, head_limits, split
-from precompute.head import HeadModel, HeadPose, delaunay, rasterise
+from precompute.head import HeadModel, HeadPose, delaunay, face_oval, rasterise
 from precompute.portrait import faces_from_eye_points
 from precompute.warp import WarpEngine
 
@@ -42,8 +42,14 @@ def generated_landmarks() -> np.ndarray:
     y = CENTRE[1] + AXES[1] * radius * np.sin(angle)
     points = np.zeros((478, 3))
     points[:count, 0], points[:count, 1] = x, y
-    points[234, :2] = CENTRE[0] - AXES[0], CENTRE[1]
-    points[454, :2] = CENTRE[0] + AXES[0], CENTRE[1]
+    oval = face_oval()                        # the outline: 234 left, 10 top, 454 right, 152 bottom
+    anchors = [oval.index(i) for i in (234, 10, 454, 152)]
+    anchors = [a + len(oval) if a < anchors[0] else a for a in anchors] + [anchors[0] + len(oval)]
+    k = np.arange(len(oval))
+    k = np.where(k < anchors[0], k + len(oval), k)
+    angle = np.interp(k, anchors, math.pi * np.array([1.0, 1.5, 2.0, 2.5, 3.0]))
+    points[oval, 0] = CENTRE[0] + AXES[0] * np.cos(angle)
+    points[oval, 1] = CENTRE[1] + AXES[1] * np.sin(angle)
     points[:count, 2] = face_depth(points[:count, 0], points[:count, 1])
     points[468:, :2] = EYES[0], EYES[1]
     return points
@@ -202,11 +208,11 @@ def test_split_eyes_lead_and_the_head_follows():
 
 def test_limits_are_smaller_toward_the_side_never_shown():
     config = WarpConfig()
-    assert head_limits(0.0, config) == (-15.0, 15.0, -8.0, 8.0)
+    assert head_limits(0.0, config) == (-20.0, 20.0, -8.0, 8.0)
     low, high, _, _ = head_limits(-20.0, config)    # painted turned toward the image's left
-    assert (low, high) == (-20.0, 12.0)
+    assert (low, high) == (-20.0, 14.0)
     low, high, _, _ = head_limits(20.0, config)
-    assert (low, high) == (-12.0, 20.0)
+    assert (low, high) == (-14.0, 20.0)
     assert head_limits(5.0, WarpConfig(head_yaw_limit=0.0))[:2] == (0.0, 0.0)
 
 
@@ -220,7 +226,7 @@ def test_commands_are_clamped_at_the_limits():
     assert plan.painted_gaze == (-15.0, 0.0)
     assert plan.command(-15.0, 0.0) == Command()                     # the painted gaze is the painting
     far_right, far_left = plan.command(80.0, 0.0), plan.command(-80.0, 0.0)
-    assert far_right.head.yaw == 12.0 and far_left.head.yaw == -20.0
+    assert far_right.head.yaw == 14.0 and far_left.head.yaw == -20.0
     assert plan.command(80.0, 40.0).head.pitch == 8.0
     heads = [plan.command(yaw, 0.0).head.yaw for yaw in range(-80, 81, 5)]
     assert all(a <= b for a, b in zip(heads, heads[1:]))

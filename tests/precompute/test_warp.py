@@ -149,21 +149,27 @@ def test_needs_a_face(drawn):
 
 
 def test_on_a_photo_facemesh_sees_the_gaze_turn():
-    from precompute.perceived import GazeSession, head_square, read_gaze
+    """Calibrated against FaceMesh, the frames read (about) as their labels, head and all."""
+    from precompute.gaze_plan import FaceMeshReader
+    from precompute.perceived import head_square, read_gaze
 
     portrait = load_portrait(GRACE_HOPPER)
-    faces = find_faces(portrait)
-    engine = WarpEngine(portrait, faces, WarpConfig(), YAWS, [0.0])
-    square = head_square(faces[0].landmarks)
-    with GazeSession() as session:
-        reference = read_gaze(portrait, square, session)
-        seen = [read_gaze(frame(engine, portrait, yaw), square, session, reference=reference.landmarks)
+    with FaceMeshReader() as reader:
+        faces = find_faces(portrait, session=reader.session)
+        engine = WarpEngine(portrait, faces, WarpConfig(), YAWS, [0.0], reader=reader)
+        square = head_square(faces[0].landmarks)
+        reference = read_gaze(portrait, square, reader.session)
+        seen = [read_gaze(frame(engine, portrait, yaw), square, reader.session, reference=reference.landmarks)
                 for yaw in YAWS]
     heads = [reading.head_yaw for reading in seen]
     gazes = [reading.yaw for reading in seen]
     assert all(a < b for a, b in itertools.pairwise(gazes)), gazes
     assert all(a < b for a, b in itertools.pairwise(heads)), heads
-    assert gazes[-1] - gazes[0] > 30 and heads[-1] - heads[0] > 10
+    assert gazes[-1] - gazes[0] > 40 and heads[-1] - heads[0] > 12
+    low, high = engine.reach()[:2]
+    for yaw, reading in zip(YAWS, seen):
+        label = min(max(yaw, low), high)      # cells beyond the reach show the reach
+        assert abs((reading.yaw - seen[2].yaw) - label) < 5, (yaw, reading.yaw - seen[2].yaw, low, high)
     outside = np.ones(portrait.shape[:2], bool)
     outside[engine.patch_rect().slices] = False
     assert np.array_equal(frame(engine, portrait, 30.0)[outside], portrait[outside])
