@@ -10,8 +10,8 @@ from monalisa.errors import MonalisaError
 
 log = logging.getLogger(__name__)
 
-# Bump when the built-in pool's recipe changes, so caches rebuild.
-RECIPE = "warp-2"
+# Bump when the built-in pool's recipe changes, so caches rebuild (warp-3: the head turns, true degrees).
+RECIPE = "warp-3"
 
 
 def builtin_portrait_path() -> Path:
