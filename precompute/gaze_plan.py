@@ -28,6 +28,7 @@ GAIN_RANGE = (0.15, 3.0)   # a probe reading more or less than this per commande
 EYE_MAX = (35.0, 20.0)     # the largest eye rotation ever commanded (yaw, pitch): the iris reaches its travel
 EYE_PROBES = (35.0,)       # eye rotations probed per side (yaw; pitch scaled by EYE_MAX)
 WHOLE_PROBES = (-1.0, -0.5, 0.5, 1.0)  # whole-frame probes, as fractions of the reachable grid extremes
+REFERENCE_VIEWS = 6        # the portrait's landmarks are averaged over this many slightly moved squares
 
 
 class Reading(Protocol):
@@ -43,6 +44,10 @@ class GazeReader(Protocol):
     def painted(self, image: np.ndarray, face: FaceGeometry) -> Reading | None: ...
 
     def frame(self, image: np.ndarray, face: FaceGeometry) -> Reading | None: ...
+
+    def unchanged(self, face: FaceGeometry) -> Reading | None:
+        """The portrait given to ``painted`` read the way ``frame`` reads frames (the zero of every change)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -244,7 +249,9 @@ def calibrate(frame: Callable[[list[Command]], np.ndarray], index: int, count: i
             return None
         return reading.head_yaw + reading.eye_yaw, reading.head_pitch + reading.eye_pitch
 
-    baseline = read(Command())  # the portrait itself, read the way the probes are
+    unchanged = reader.unchanged(face)
+    baseline = None if unchanged is None else (unchanged.head_yaw + unchanged.eye_yaw,
+                                               unchanged.head_pitch + unchanged.eye_pitch)
     if baseline is None:
         log.warning("FaceMesh cannot read the portrait's own head square; the turn is not calibrated")
         return
@@ -292,13 +299,17 @@ def calibrate(frame: Callable[[list[Command]], np.ndarray], index: int, count: i
 
 
 class FaceMeshReader:
-    """GazeReader with FaceMesh (``precompute.perceived``): one graph for every read; close it or use ``with``."""
+    """GazeReader with FaceMesh (``precompute.perceived``): one graph for every read; close it or use ``with``.
+
+    Frames are read against the portrait's landmarks averaged over a few slightly moved squares
+    (REFERENCE_VIEWS), as the ruler does: a single read's own error would shift every reading.
+    """
 
     def __init__(self) -> None:
         from precompute.perceived import GazeSession
 
         self.session = GazeSession()
-        self._painted: dict[int, np.ndarray] = {}
+        self._reference: dict[int, np.ndarray] = {}
 
     def _square(self, face: FaceGeometry) -> tuple[int, int, int]:
         from precompute.perceived import head_square
@@ -310,16 +321,42 @@ class FaceMeshReader:
 
         reading = read_gaze(image, self._square(face), self.session)
         if reading is not None:
-            self._painted[id(face)] = reading.landmarks
+            steady = self._steady(image, self._square(face))
+            self._reference[id(face)] = reading.landmarks if steady is None else steady
         return reading
 
     def frame(self, image: np.ndarray, face: FaceGeometry) -> Reading | None:
         from precompute.perceived import read_gaze
 
-        reference = self._painted.get(id(face))
+        reference = self._reference.get(id(face))
         if reference is None:
             return None
         return read_gaze(image, self._square(face), self.session, reference=reference)
+
+    def unchanged(self, face: FaceGeometry) -> Reading | None:
+        from precompute.perceived import relative_reading
+
+        reference = self._reference.get(id(face))
+        return None if reference is None else relative_reading(reference, reference)
+
+    def _steady(self, image: np.ndarray, square: tuple[int, int, int]) -> np.ndarray | None:
+        """The landmarks of ``square`` (its 512-px frame) averaged over REFERENCE_VIEWS moved squares."""
+        from precompute.perceived import CROP_SIDE, square_landmarks
+
+        x0, y0, size = square
+        rng = np.random.default_rng(0)
+        found = []
+        for k in range(REFERENCE_VIEWS):
+            dx, dy, change = (0.0, 0.0, 0.0) if k == 0 else (*rng.uniform(-2, 2, 2), rng.uniform(-0.03, 0.03))
+            moved = (x0 + dx * size / CROP_SIDE, y0 + dy * size / CROP_SIDE, size * (1 + change))
+            points = square_landmarks(image, moved, self.session)
+            if points is None:
+                return None
+            back = points * (moved[2] / size)
+            back[:, 0] += (moved[0] - x0) * CROP_SIDE / size
+            back[:, 1] += (moved[1] - y0) * CROP_SIDE / size
+            found.append(back)
+        return np.mean(found, axis=0)
 
     def close(self) -> None:
         self.session.close()

@@ -260,6 +260,7 @@ class MarkerReader:
     painted_head, painted_eye = -12.0, 6.0
 
     def __init__(self, portrait):
+        self.portrait = portrait
         self.nose = colour_centroid(portrait, *NOSE_TIP, channel=2)[0]
         self.irises = self._irises(portrait)
 
@@ -275,6 +276,9 @@ class MarkerReader:
 
     def painted(self, image, face):
         return Painted(self.painted_head, 0.0, self.painted_eye, 0.0)
+
+    def unchanged(self, face):
+        return self.frame(self.portrait, face)
 
     def frame(self, image, face):
         nose = colour_centroid(image, *NOSE_TIP, channel=2)[0]
