@@ -209,10 +209,13 @@ def measure(pool: Pool, portrait: np.ndarray, session: GazeSession, views: int =
         readings = {cell: relative_reading(pts, reference) for cell, pts in found.items() if pts is not None}
         rows, cols = [], []
         if len(readings) == len(frames):
-            yaws, pitches = pool.manifest.yaws, pool.manifest.pitches
-            rows = [sweep_of([readings[(r, c)] for c in range(pool.cols)], yaws, itself, painted, "yaw")
+            # each patch's own label: what the manifest says it shows (cells beyond the reach say the reach)
+            label = {(e.row, e.col): (e.yaw, e.pitch) for e in pool.manifest.patches}
+            rows = [sweep_of([readings[(r, c)] for c in range(pool.cols)],
+                             [label[(r, c)][0] for c in range(pool.cols)], itself, painted, "yaw")
                     for r in range(pool.rows)]
-            cols = [sweep_of([readings[(r, c)] for r in range(pool.rows)], pitches, itself, painted, "pitch")
+            cols = [sweep_of([readings[(r, c)] for r in range(pool.rows)],
+                             [label[(r, c)][1] for r in range(pool.rows)], itself, painted, "pitch")
                     for c in range(pool.cols)] if pool.rows > 1 else []
         values = {"texture kept (min)": texture, "diff outside heads (max)": outside_diff,
                   "face found": len(readings) / len(frames)}

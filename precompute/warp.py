@@ -112,6 +112,11 @@ class WarpEngine:
         """The largest face's reachable true gaze: yaw low, high, pitch low, high (cells beyond are clamped)."""
         return self._plans[self._largest()].reach()
 
+    def shows(self, yaw: float, pitch: float) -> tuple[float, float]:
+        """The true direction a cell asked for (yaw, pitch) really shows: clamped to the reach."""
+        low, high, down, up = self.reach()
+        return min(max(yaw, low), high), min(max(pitch, down), up)
+
     def patch_rect(self) -> Rect:
         """Everything any frame may change: the head regions (with their bands) and eye regions."""
         return self._rect

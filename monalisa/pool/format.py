@@ -224,13 +224,15 @@ class PoolWriter:
             except OSError as exc:  # e.g. the disk filled up mid-build
                 raise PoolError(f"{self.out}: cannot write the pool ({os_error_text(exc)})") from None
 
-    def add(self, row: int, col: int, patch: np.ndarray) -> None:
-        """Store the patch image for one grid cell."""
+    def add(self, row: int, col: int, patch: np.ndarray, shows: tuple[float, float] | None = None) -> None:
+        """Store the patch image for one grid cell; ``shows`` is the (yaw, pitch) it really shows when that
+        differs from the cell's grid direction (a cell beyond what the engine can reach)."""
         assert self.tmp is not None, "use PoolWriter as a context manager"
         _check_patch(patch, self.patch, f"patch for cell ({row}, {col})")
         name = f"{PATCHES_DIR}/r{row:02d}_c{col:02d}.png"
         write_image(self.tmp / name, patch)
-        self.entries.append(PatchEntry(name, row, col, self.yaws[col], self.pitches[row]))
+        yaw, pitch = shows if shows is not None else (self.yaws[col], self.pitches[row])
+        self.entries.append(PatchEntry(name, row, col, round(float(yaw), 3), round(float(pitch), 3)))
 
     def add_blink(self, row: int, col: int, stage: int, patch: np.ndarray) -> None:
         """Store the blink rect's pixels of one cell at blink stage ``stage`` (index into blink_stages)."""

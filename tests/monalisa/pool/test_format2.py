@@ -117,3 +117,17 @@ def test_writer_checks_blinks(tmp_path):
             writer.add(0, 0, cell_patch(0, 0))
             writer.add_blink(0, 0, 0, blink_patch(0, 0, 0))
     assert not (tmp_path / "p").exists()
+
+
+def test_a_patch_is_labelled_with_what_it_shows(tmp_path):
+    """A cell beyond the engine's reach keeps its grid place but says the direction it really shows."""
+    from monalisa.testing.pools import PATCH, cell_patch, portrait_image
+
+    with PoolWriter(tmp_path / "p", portrait_image(), "ab" * 32, PATCH, [-30.0, 0.0, 30.0], [0.0], "test", {},
+                    "p.png") as writer:
+        writer.add(0, 0, cell_patch(0, 0), shows=(-17.4, 0.0))
+        writer.add(0, 1, cell_patch(0, 1))
+        writer.add(0, 2, cell_patch(0, 2))
+    pool = load_pool(tmp_path / "p")
+    assert [(e.yaw, e.pitch) for e in pool.manifest.patches] == [(-17.4, 0.0), (0.0, 0.0), (30.0, 0.0)]
+    assert pool.manifest.yaws == (-30.0, 0.0, 30.0)
