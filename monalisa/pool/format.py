@@ -44,6 +44,7 @@ class Pool:
         self.portrait = portrait
         self.patches = patches
         self.blinks = blinks or {}
+        self._entries = {(e.row, e.col): e for e in manifest.patches}
 
     @property
     def rows(self) -> int:
@@ -86,6 +87,11 @@ class Pool:
     def nearest_cell(self, yaw: float, pitch: float) -> tuple[int, int]:
         """The cell whose manifest direction is nearest to (yaw, pitch) in degrees (ties: see nearest_index)."""
         return nearest_index(self.manifest.pitches, pitch), nearest_index(self.manifest.yaws, yaw)
+
+    def shows(self, row: int, col: int) -> tuple[float, float]:
+        """The (yaw, pitch) degrees a cell's patch really shows (its grid direction unless beyond the reach)."""
+        entry = self._entries[(row, col)]
+        return entry.yaw, entry.pitch
 
     def frame(self, row: int, col: int) -> np.ndarray:
         """The full composited frame for a cell: exactly what the kiosk shows."""

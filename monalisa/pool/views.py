@@ -87,7 +87,7 @@ def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
         x = pad + (col % per_line) * (tile_width + pad)
         y = pad + line * (tile_h + label_h + pad)
         sheet[y:y + tile_h, x:x + tile_width] = _crop(pool, row, col, rect, tile_width)
-        yaw, pitch = pool.manifest.yaws[col], pool.manifest.pitches[row]
+        yaw, pitch = pool.shows(row, col)
         label = f"r{row} c{col}  yaw {yaw:+.1f}" + (f" pitch {pitch:+.1f}" if pool.rows > 1 else "")
         cv2.putText(sheet, label, (x + 2, y + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (230, 230, 230), 1, cv2.LINE_AA)

@@ -131,3 +131,4 @@ def test_a_patch_is_labelled_with_what_it_shows(tmp_path):
     pool = load_pool(tmp_path / "p")
     assert [(e.yaw, e.pitch) for e in pool.manifest.patches] == [(-17.4, 0.0), (0.0, 0.0), (30.0, 0.0)]
     assert pool.manifest.yaws == (-30.0, 0.0, 30.0)
+    assert pool.shows(0, 0) == (-17.4, 0.0) and pool.shows(0, 2) == (30.0, 0.0)
