@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="eye centres in pixels (and iris radius), one set per face, repeated for each face; "
                      "they replace FaceMesh detection for the whole portrait (not only when no face is "
                      "found) and cannot be combined with --faces")
+    pre.add_argument("--iris-radius", type=positive_float, metavar="PX",
+                     help="iris radius in pixels for every eye, keeping everything else detected (or, with "
+                     "--eyes, for the sets that give no R)")
     pre.add_argument("--head-follow", type=finite_float, metavar="F",
         help="share of a small gaze change the head takes ([warp] head_follow)")
     pre.add_argument("--checkpoint", type=Path, metavar="FILE", help="FOMM checkpoint, e.g. vox-cpk.pth.tar")
@@ -229,8 +232,8 @@ def cmd_precompute(args, config) -> int:
     options = PrecomputeOptions(
         portrait=args.portrait, out=args.out, engine=args.engine, yaw_steps=args.yaw_steps,
         pitch_steps=args.pitch_steps, max_yaw=args.max_yaw, max_pitch=args.max_pitch, faces=args.faces,
-        eyes=args.eyes, checkpoint=args.checkpoint, driving=args.driving, sheet=not args.no_sheet,
-        blinks=not args.no_blinks, blink_stages=tuple(args.blink_stages), idle=args.idle)
+        eyes=args.eyes, iris_radius=args.iris_radius, checkpoint=args.checkpoint, driving=args.driving,
+        sheet=not args.no_sheet, blinks=not args.no_blinks, blink_stages=tuple(args.blink_stages), idle=args.idle)
     summary = build_pool(options, config, progress=sys.stderr.isatty())
     print(summary.line())
     return 0

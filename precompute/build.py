@@ -45,6 +45,7 @@ class PrecomputeOptions:
     max_pitch: float = 15.0
     faces: str = DEFAULT_FACES
     eyes: list[tuple[float, ...]] = field(default_factory=list)
+    iris_radius: float | None = None
     checkpoint: Path | None = None
     driving: Path | None = None
     sheet: bool = True
@@ -65,9 +66,12 @@ class PrecomputeOptions:
         for eye in self.eyes:
             if len(eye) not in (4, 5):
                 raise UsageError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
-        if self.engine == "fomm" and (self.eyes or self.faces != DEFAULT_FACES):
+        if self.iris_radius is not None and not (0 < self.iris_radius < float("inf")):
+            raise UsageError(f"--iris-radius must be a number of pixels > 0, got {self.iris_radius:g}")
+        if self.engine == "fomm" and (self.eyes or self.faces != DEFAULT_FACES or self.iris_radius is not None):
+            flag = "--eyes" if self.eyes else "--iris-radius" if self.iris_radius is not None else "--faces"
             raise UsageError(f"--engine fomm always animates the largest detected face; "
-                             f"{'--eyes' if self.eyes else '--faces'} works only with --engine warp")
+                             f"{flag} works only with --engine warp")
         if self.eyes and self.faces != DEFAULT_FACES:
             raise UsageError("--faces picks among detected faces and cannot be used with --eyes "
                              "(give one --eyes per face instead)")
@@ -121,12 +125,14 @@ class BuildSummary:
     sheet: Path | None
     blink_stages: tuple[float, ...] = ()
     head: str = ""       # the engine's head limits and painted gaze, when it turns heads
+    faces: str = ""             # how the faces were found, e.g. "1 face by facemesh"
 
     def line(self) -> str:
         blinks = f" + {len(self.blink_stages)} blink stages each" if self.blink_stages else ""
         text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}){blinks}, "
                 f"patch {self.patch.width}x{self.patch.height} at ({self.patch.x}, {self.patch.y}), "
                 f"{self.seconds:.1f} s")
+        text += f"; {self.faces}" if self.faces else ""
         text += f"; {self.head}" if self.head else ""
         return text + (f"; contact sheet: {self.sheet}" if self.sheet else "")
 
@@ -160,13 +166,15 @@ def make_engine(image: np.ndarray, options: PrecomputeOptions, config: Config) -
     from precompute.warp import WarpEngine
 
     if options.eyes:
-        return WarpEngine(image, portrait.faces_from_eye_points(image, options.eyes), config.warp,
-                          options.yaws, options.pitches)
+        faces = portrait.faces_from_eye_points(image, options.eyes, iris_radius=options.iris_radius)
+        return WarpEngine(image, faces, config.warp, options.yaws, options.pitches)
     from precompute.gaze_plan import FaceMeshReader
 
     with FaceMeshReader() as reader:  # one FaceMesh graph finds the faces and reads their gaze
         which = int(options.faces) if options.faces.isdigit() else options.faces
         faces = portrait.find_faces(image, which, session=reader.session)
+        if options.iris_radius is not None:
+            faces = portrait.with_iris_radius(faces, options.iris_radius)
         return WarpEngine(image, faces, config.warp, options.yaws, options.pitches, reader=reader)
 
 
@@ -209,7 +217,7 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
                         "[warp] iris_travel too low?)", len(cells))
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
                         time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None,
-                        tuple(stages), head_text(engine))
+                        tuple(stages), head_text(engine), faces_found(engine.params().get("faces", [])))
 
 
 def _warn_beyond_reach(engine: Engine, yaws: list[float], pitches: list[float]) -> None:
@@ -229,6 +237,16 @@ def _warn_beyond_reach(engine: Engine, yaws: list[float], pitches: list[float]) 
 def _blinks(engine: Engine) -> bool:
     """Whether the engine can close the lids (precompute.engine.BlinkingEngine)."""
     return callable(getattr(engine, "render_blink", None)) and callable(getattr(engine, "blink_rect", None))
+
+
+def faces_found(entries: list[dict]) -> str:
+    """How the faces in the manifest were found, for the summary: "2 faces: facemesh, blazeface (...)"."""
+    if not entries:
+        return ""
+    ways = [entry.get("from", "?") + (f" ({entry['how']})" if entry.get("how") else "") for entry in entries]
+    if len(set(ways)) == 1:
+        return f"{len(ways)} face{'s' * (len(ways) > 1)} by {ways[0]}"
+    return f"{len(ways)} faces by " + ", ".join(ways)
 
 
 def _add_sheet(tmp_pool: Path) -> None:

@@ -8,25 +8,26 @@ All coordinates are full-resolution portrait pixels (x right, y down).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from monalisa.errors import ImageError, PrecomputeError
 from monalisa.images import read_image
-from monalisa.mp_quiet import quiet_stderr
+from precompute import faces
+from precompute.faces import FaceMeshSession
+
+__all__ = ["EyeGeometry", "FaceGeometry", "FaceMeshSession", "faces_from_eye_points", "find_faces",
+           "load_portrait", "with_iris_radius"]
 
 log = logging.getLogger(__name__)
 
 MIN_EYE_WIDTH_PX = 12.0  # corner to corner; below this the iris has no room to move visibly
-DETECT_MAX_SIDE = 1280   # the whole-image detection pass runs on a copy at most this big
-REFINE_SIDE = 768        # each face is re-measured on a crop resized to this many pixels
-MAX_FACES = 10
 
 # FaceMesh indices (refine_landmarks=True). "Subject" eyes: the person's own right/left.
 _SUBJECT_EYES = (
@@ -70,6 +71,8 @@ class FaceGeometry:
     left_eye: EyeGeometry                       # the eye on the image's left
     right_eye: EyeGeometry
     landmarks_3d: np.ndarray | None = None      # (478, 3) pixels; z: FaceMesh depth (x's scale, + away)
+    found_by: str = "facemesh"                  # "facemesh", "blazeface" (FaceMesh on a crop) or "eye points"
+    detail: str = ""                            # how, in a few words (BlazeFace model and crop, eye fit)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -101,111 +104,40 @@ def load_portrait(path: str | os.PathLike, background: str = "#000000") -> np.nd
 
 # ----------------------------------------------------------------------------- detection
 
-class FaceMeshSession:
-    """One FaceMesh graph (still-image mode, irises) shared by many find_faces calls, as building one
-    costs more than running it; each call stays independent of the previous ones. Close it or use ``with``."""
-
-    def __init__(self) -> None:
-        import mediapipe as mp  # imported only here: loading it takes a second
-
-        with quiet_stderr():  # MediaPipe logs its set-up straight to fd 2
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True,
-                min_detection_confidence=0.5)
-            self._quiet = True
-            try:  # the first inference in the same window: the graph finishes opening (and logging) in it
-                self.landmarks(np.zeros((64, 64, 3), np.uint8))
-            except BaseException:
-                self.close()
-                raise
-
-    def landmarks(self, image: np.ndarray, with_z: bool = False) -> list[np.ndarray]:
-        """Landmarks (478, 2) in ``image`` pixels for every face FaceMesh finds; (478, 3) ``with_z``
-        (z: FaceMesh's relative depth in the same pixel scale as x, larger is farther)."""
-        if self._mesh is None:
-            raise RuntimeError("FaceMeshSession used after close()")
-        if self._quiet:  # MediaPipe also logs once per process when it first sees a face
-            with quiet_stderr():
-                result = self._mesh.process(np.ascontiguousarray(image))
-            self._quiet = not result.multi_face_landmarks
-        else:
-            result = self._mesh.process(np.ascontiguousarray(image))
-        height, width = image.shape[:2]
-        if with_z:
-            return [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float64)
-                    for face in result.multi_face_landmarks or []]
-        return [np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64)
-                for face in result.multi_face_landmarks or []]
-
-    def close(self) -> None:
-        """Free the graph (idempotent)."""
-        if self._mesh is not None:
-            mesh, self._mesh = self._mesh, None
-            mesh.close()
-
-    def __enter__(self) -> FaceMeshSession:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
 def find_faces(image: np.ndarray, which: str | int = "all",
                session: FaceMeshSession | None = None) -> list[FaceGeometry]:
-    """Faces found by FaceMesh, sorted left to right.
+    """Faces found by the cascade (precompute.faces), sorted left to right.
 
     ``which``: "all"; "largest"; or an int N (or digit string) for the N largest faces.
     ``session``: a FaceMeshSession to reuse (left open); by default one is opened for this call.
-    Faces are detected on a downscaled copy, then each is re-measured on a crop around it
-    so landmarks are as precise on a 6000-pixel scan as on a web image.
+    FaceMesh looks at the whole image first; BlazeFace boxes it missed are then read on crops (for
+    "largest" only when FaceMesh found nothing, as in driving videos). Each face is re-measured on a
+    crop around it so landmarks are as precise on a 6000-pixel scan as on a web image.
     """
     count = _parse_which(which)
     with (contextlib.nullcontext(session) if session is not None else FaceMeshSession()) as mesh:
-        rough = _detect(mesh, image)
+        rough = faces.cascade(mesh, image, fallback_only=count == 1)
         if not rough:
             raise PrecomputeError(
                 f"no face was found in the portrait (eyes must be at least {MIN_EYE_WIDTH_PX:.0f} px "
-                "wide); give the eye centres by hand with --eyes LX,LY,RX,RY[,R] (pixels; R = iris radius)")
-        rough.sort(key=lambda pts: -_box_area(pts))
+                "wide); pick the eyes with `monalisa eyes PORTRAIT`, or give them with --eyes "
+                "LX,LY,RX,RY[,R] (pixels; R = iris radius)")
+        rough.sort(key=lambda found: -_box_area(found.landmarks))
         if count is not None:
             rough = rough[:count]
-        faces = [_face_from_landmarks(_refine(mesh, image, pts)) for pts in rough]
-    usable = [f for f in faces if min(e.width for e in f.eyes) >= MIN_EYE_WIDTH_PX]
-    for face in faces:
+        found = [_face_from_landmarks(faces.refine(mesh, image, f.landmarks), f.found_by, f.detail)
+                 for f in rough]
+    usable = [f for f in found if min(e.width for e in f.eyes) >= MIN_EYE_WIDTH_PX]
+    for face in found:
         if face not in usable:
             log.warning("skipping a face at x=%.0f: eyes narrower than %.0f px", face.center[0],
                         MIN_EYE_WIDTH_PX)
     if not usable:
-        narrowest = min(min(e.width for e in f.eyes) for f in faces)
+        narrowest = min(min(e.width for e in f.eyes) for f in found)
         raise PrecomputeError(
             f"the face is too small: its eyes are {narrowest:.0f} px wide, at least "
             f"{MIN_EYE_WIDTH_PX:.0f} px are needed (use a larger image)")
     return sorted(usable, key=lambda f: f.center[0])
-
-
-def _detect(mesh: FaceMeshSession, image: np.ndarray) -> list[np.ndarray]:
-    """Rough landmarks of every face: on a downscaled copy, then on its four overlapping
-    quarters (FaceMesh's detector misses faces under ~15% of the frame, as in group pictures)."""
-    height, width = image.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = image if scale == 1.0 else cv2.resize(
-        image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    found = mesh.landmarks(small)
-    tile_h, tile_w = round(0.6 * small.shape[0]), round(0.6 * small.shape[1])
-    for top in (0, small.shape[0] - tile_h):
-        for left in (0, small.shape[1] - tile_w):
-            for points in mesh.landmarks(small[top:top + tile_h, left:left + tile_w]):
-                points = points + (left, top)
-                if not any(_same_face(points, known) for known in found):
-                    found.append(points)
-    return [points / scale for points in found]
-
-
-def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two landmark sets describe the same face (centres within the other's box)."""
-    (x0, y0), (x1, y1) = b.min(axis=0), b.max(axis=0)
-    cx, cy = a.mean(axis=0)
-    return bool(x0 <= cx <= x1 and y0 <= cy <= y1)
 
 
 def _parse_which(which: str | int) -> int | None:
@@ -222,34 +154,14 @@ def _parse_which(which: str | int) -> int | None:
 
 
 def _box_area(points: np.ndarray) -> float:
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
+    x0, y0 = points[:, :2].min(axis=0)
+    x1, y1 = points[:, :2].max(axis=0)
     return float((x1 - x0) * (y1 - y0))
 
 
-def _refine(mesh: FaceMeshSession, image: np.ndarray, rough: np.ndarray) -> np.ndarray:
-    """Re-run FaceMesh on a square crop around one face: (478, 3) landmarks with depth; the rough
-    (478, 2) ones if that fails."""
-    height, width = image.shape[:2]
-    (x0, y0), (x1, y1) = rough.min(axis=0), rough.max(axis=0)
-    side = 2.0 * max(x1 - x0, y1 - y0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    right, bottom = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
-    crop = image[top:bottom, left:right]
-    scale = REFINE_SIDE / max(crop.shape[:2])
-    crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    candidates = [pts / scale + (left, top, 0.0) for pts in mesh.landmarks(crop, with_z=True)]
-    if not candidates:
-        return rough
-    best = min(candidates, key=lambda pts: np.abs(pts[:, :2] - rough).mean())
-    face_size = max(x1 - x0, y1 - y0)
-    return best if np.abs(best[:, :2] - rough).mean() < 0.1 * face_size else rough
-
-
-def _face_from_landmarks(points: np.ndarray) -> FaceGeometry:
-    """Build the geometry of one face from its 478 FaceMesh landmarks ((478, 2), or (478, 3) with depth)."""
+def _face_from_landmarks(points: np.ndarray, found_by: str = "facemesh", detail: str = "") -> FaceGeometry:
+    """Build the geometry of one face from its 478 FaceMesh landmarks ((478, 2), or (478, 3) with depth:
+    z in pixels, scaled like x, larger is farther)."""
     points_3d = points if points.shape[1] == 3 else None
     points = np.ascontiguousarray(points[:, :2])
     eyes = []
@@ -259,7 +171,8 @@ def _face_from_landmarks(points: np.ndarray) -> FaceGeometry:
         eyes.append(_eye(center, radius, points[list(upper)], points[list(lower)]))
     eyes.sort(key=lambda e: e.center[0])
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-    return FaceGeometry((float(x0), float(y0), float(x1), float(y1)), points, eyes[0], eyes[1], points_3d)
+    return FaceGeometry((float(x0), float(y0), float(x1), float(y1)), points, eyes[0], eyes[1], points_3d,
+                        found_by, detail)
 
 
 def _eye(center: Sequence[float], radius: float, lid_a: np.ndarray, lid_b: np.ndarray) -> EyeGeometry:
@@ -276,17 +189,35 @@ def _eye(center: Sequence[float], radius: float, lid_a: np.ndarray, lid_b: np.nd
 
 # ----------------------------------------------------------------------------- eye points
 
-def faces_from_eye_points(image: np.ndarray,
-                          points: Sequence[float] | Sequence[Sequence[float]]) -> list[FaceGeometry]:
+def with_iris_radius(found: Sequence[FaceGeometry], radius: float) -> list[FaceGeometry]:
+    """The faces with every iris radius set to ``radius`` pixels (corners, lids and centres kept);
+    PrecomputeError when it does not fit inside an eye's opening."""
+    for face in found:
+        for eye in face.eyes:
+            if radius >= 0.45 * eye.width:
+                raise PrecomputeError(
+                    f"--iris-radius {radius:g} px does not fit the eye at ({eye.center[0]:.0f}, {eye.center[1]:.0f}), "
+                    f"which is {eye.width:.0f} px wide (at most {0.45 * eye.width:.1f} px)")
+    return [dataclasses.replace(face, left_eye=dataclasses.replace(face.left_eye, iris_radius=float(radius)),
+                                right_eye=dataclasses.replace(face.right_eye, iris_radius=float(radius)),
+                                detail=", ".join(filter(None, [face.detail, f"iris radius {radius:g} px given"])))
+            for face in found]
+
+
+def faces_from_eye_points(image: np.ndarray, points: Sequence[float] | Sequence[Sequence[float]],
+                          iris_radius: float | None = None) -> list[FaceGeometry]:
     """Faces from hand-given eye centres: LX,LY,RX,RY[,R] pixels, or a list of those (one per face).
 
     For art FaceMesh cannot read: each eye gets a plausible almond-shaped opening sized
-    from the distance between the eyes (or from the iris radius R when given).
+    from the distance between the eyes (or from the iris radius R when given; ``iris_radius``
+    is R for the sets that give none).
     """
     if len(points) and isinstance(points[0], (int, float, np.number)):
         points = [points]
     if not points:
         raise PrecomputeError("eye points must be LX,LY,RX,RY[,R], got nothing")
+    if iris_radius is not None:
+        points = [tuple(p) + (iris_radius,) if len(p) == 4 else p for p in points]
     faces = [_face_from_eye_points(image, face_points) for face_points in points]
     _check_no_overlap(faces)
     return sorted(faces, key=lambda f: f.center[0])
@@ -333,7 +264,7 @@ def _face_from_eye_points(image: np.ndarray, points: Sequence[float]) -> FaceGeo
     box = (*(head - half), *(head + half))
     x0, y0, x1, y1 = (float(v) for v in box)
     box = (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
-    return FaceGeometry(box, None, eyes[0], eyes[1])
+    return FaceGeometry(box, None, eyes[0], eyes[1], found_by="eye points")
 
 
 def _ellipse_eye(center: np.ndarray, radius: float, half_width: float, half_height: float,

@@ -92,7 +92,7 @@ class WarpEngine:
             "eyeball_radius": EYEBALL_RADIUS,
             "painted_gaze": [round(v, 2) for v in self.painted_gaze()],
             "faces": [{"box": [round(v, 1) for v in face.box],
-                       "from": "facemesh" if face.landmarks is not None else "eye points",
+                       "from": face.found_by, **({"how": face.detail} if face.detail else {}),
                        "head_turn": head is not None,
                        **plan.describe(),
                        "eyes": [[round(e.center[0], 1), round(e.center[1], 1), round(e.iris_radius, 2)]

@@ -26,7 +26,9 @@ def test_builds_a_pool_from_a_shipped_portrait(tmp_path, capsys):
     assert main(["precompute", str(GRACE), "--out", str(out), "--yaw-steps", "7"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()
     assert len(summary) == 1 and "7 frames (1x7)" in summary[0] and "sheet.png" in summary[0]
+    assert "1 face by facemesh" in summary[0]
     pool = load_pool(out)
+    assert [face["from"] for face in pool.manifest.engine_params["faces"]] == ["facemesh"]
     assert pool.cols == 7 and pool.manifest.engine == "warp"
     assert pool.manifest.yaws[0] == -30 and pool.manifest.yaws[-1] == 30
     image = cv2.cvtColor(cv2.imread(str(GRACE)), cv2.COLOR_BGR2RGB)
@@ -51,6 +53,8 @@ def test_grid_with_rows(tmp_path):
     (["--engine", "magic"], "invalid choice: 'magic'"),
     (["--eyes", "1,2,3"], "--eyes takes"),
     (["--engine", "fomm"], "needs --checkpoint"),
+    (["--iris-radius", "0"], "--iris-radius: expected a number > 0"),
+    (["--iris-radius", "30"], "--iris-radius 30 px does not fit the eye"),
 ])
 def test_out_of_range_flags(tmp_path, capsys, flags, message):
     code = main(["precompute", str(GRACE), "--out", str(tmp_path / "pool"), *flags])
@@ -110,6 +114,7 @@ def drawing_with_eyes(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--engine", "fomm", "--eyes", "110,180,190,180,10"], "--eyes works only with --engine warp"),
     (["--engine", "fomm", "--faces", "2"], "--faces works only with --engine warp"),
+    (["--engine", "fomm", "--iris-radius", "5"], "--iris-radius works only with --engine warp"),
     (["--eyes", "110,180,190,180,10", "--faces", "largest"], "--faces picks among detected faces"),
     (["--eyes", "110,180,190,180,10", "--eyes", "112,181,190,180,10"], "--eyes #1 and #2 overlap"),
 ])
@@ -132,3 +137,16 @@ def test_out_below_a_file_says_so(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     line = error_line(capsys, main(["precompute", str(GRACE), "--out", str(tmp_path / "afile" / "sub")]))
     assert line.endswith(f"({tmp_path / 'afile'} is a file, not a directory)")
+
+
+def test_iris_radius_override_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "p"
+    assert main(["precompute", str(GRACE), "--out", str(out), "--yaw-steps", "3", "--no-sheet",
+                 "--iris-radius", "6.5"]) == 0
+    [face] = load_pool(out).manifest.engine_params["faces"]
+    assert [eye[2] for eye in face["eyes"]] == [6.5, 6.5] and face["from"] == "facemesh"
+    assert "iris radius 6.5 px given" in face["how"] and "iris radius 6.5 px given" in capsys.readouterr().out
+    assert main(["precompute", str(drawing_with_eyes(tmp_path)), "--out", str(tmp_path / "q"), "--no-sheet",
+                 "--yaw-steps", "3", "--eyes", "110,180,190,180", "--iris-radius", "9"]) == 0
+    [face] = load_pool(tmp_path / "q").manifest.engine_params["faces"]
+    assert [eye[2] for eye in face["eyes"]] == [9, 9] and face["from"] == "eye points"
