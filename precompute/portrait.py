@@ -19,7 +19,7 @@ import numpy as np
 
 from monalisa.errors import ImageError, PrecomputeError
 from monalisa.images import read_image
-from precompute import faces
+from precompute import eye_fit, faces
 from precompute.faces import FaceMeshSession
 
 __all__ = ["EyeGeometry", "FaceGeometry", "FaceMeshSession", "faces_from_eye_points", "find_faces",
@@ -205,12 +205,13 @@ def with_iris_radius(found: Sequence[FaceGeometry], radius: float) -> list[FaceG
 
 
 def faces_from_eye_points(image: np.ndarray, points: Sequence[float] | Sequence[Sequence[float]],
-                          iris_radius: float | None = None) -> list[FaceGeometry]:
+                          iris_radius: float | None = None, fit: bool = True) -> list[FaceGeometry]:
     """Faces from hand-given eye centres: LX,LY,RX,RY[,R] pixels, or a list of those (one per face).
 
-    For art FaceMesh cannot read: each eye gets a plausible almond-shaped opening sized
-    from the distance between the eyes (or from the iris radius R when given; ``iris_radius``
-    is R for the sets that give none).
+    For art FaceMesh cannot read: each eye's iris (centre, radius unless R is given) and opening
+    (corners, lids) are found in the image near the point (precompute.eye_fit); points on nothing
+    eye-like (or ``fit`` False) get a plausible almond sized from the distance between the eyes
+    (or from R), with one warning line. ``iris_radius`` is R for the sets that give none.
     """
     if len(points) and isinstance(points[0], (int, float, np.number)):
         points = [points]
@@ -218,7 +219,13 @@ def faces_from_eye_points(image: np.ndarray, points: Sequence[float] | Sequence[
         raise PrecomputeError("eye points must be LX,LY,RX,RY[,R], got nothing")
     if iris_radius is not None:
         points = [tuple(p) + (iris_radius,) if len(p) == 4 else p for p in points]
-    faces = [_face_from_eye_points(image, face_points) for face_points in points]
+    unlike: list[tuple[float, float]] = []
+    faces = [_face_from_eye_points(image, face_points, fit, unlike) for face_points in points]
+    if unlike:
+        where = ", ".join(f"({x:g}, {y:g})" for x, y in unlike)
+        log.warning("eye point%s %s %s not on anything eye-like (no iris and eye opening found there); "
+                    "using a default eye shape - check the points with `monalisa eyes PORTRAIT`",
+                    "s" * (len(unlike) > 1), where, "are" if len(unlike) > 1 else "is")
     _check_no_overlap(faces)
     return sorted(faces, key=lambda f: f.center[0])
 
@@ -236,8 +243,10 @@ def _check_no_overlap(faces: list[FaceGeometry]) -> None:
                             f"and ({b.center[0]:g}, {b.center[1]:g})); give each face's eyes once")
 
 
-def _face_from_eye_points(image: np.ndarray, points: Sequence[float]) -> FaceGeometry:
-    """One face from its two eye centres and optional iris radius."""
+def _face_from_eye_points(image: np.ndarray, points: Sequence[float], fit: bool,
+                          unlike: list[tuple[float, float]]) -> FaceGeometry:
+    """One face from its two eye centres and optional iris radius; points on nothing eye-like are
+    appended to ``unlike``."""
     if len(points) not in (4, 5):
         raise PrecomputeError(f"eye points must be LX,LY,RX,RY[,R], got {len(points)} numbers")
     height, width = image.shape[:2]
@@ -257,14 +266,29 @@ def _face_from_eye_points(image: np.ndarray, points: Sequence[float]) -> FaceGeo
             f"the eyes are too small: about {2 * half_width:.0f} px wide, at least "
             f"{MIN_EYE_WIDTH_PX:.0f} px are needed (use a larger image)")
     axis = (centers[1] - centers[0]) / distance
-    eyes = [_ellipse_eye(c, radius, half_width, 0.85 * radius, axis) for c in centers]
+    given = float(points[4]) if len(points) == 5 else None
+    eyes, fitted = [], 0
+    for center in centers:
+        found = eye_fit.fit_eye(image, center, axis, distance, given) if fit else None
+        if found is not None and found.eye_like:
+            eyes.append(_eye(found.center, found.iris_radius, found.upper_lid, found.lower_lid))
+            fitted += 1
+        else:
+            eyes.append(_ellipse_eye(center, radius, half_width, 0.85 * radius, axis))
+            if fit:
+                unlike.append((float(center[0]), float(center[1])))
+    narrow = min(eye.width for eye in eyes)
+    if narrow < MIN_EYE_WIDTH_PX:
+        raise PrecomputeError(f"the eyes are too small: {narrow:.0f} px wide, at least "
+                              f"{MIN_EYE_WIDTH_PX:.0f} px are needed (use a larger image)")
+    detail = {2: "fitted to the image", 1: "one eye fitted, one default"}.get(fitted, "default shape")
     down = np.array([-axis[1], axis[0]])
     head = (centers[0] + centers[1]) / 2 + 0.45 * distance * down
     half = np.array([1.1, 1.35]) * distance
     box = (*(head - half), *(head + half))
     x0, y0, x1, y1 = (float(v) for v in box)
     box = (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
-    return FaceGeometry(box, None, eyes[0], eyes[1], found_by="eye points")
+    return FaceGeometry(box, None, eyes[0], eyes[1], found_by="eye points", detail=detail)
 
 
 def _ellipse_eye(center: np.ndarray, radius: float, half_width: float, half_height: float,

@@ -150,3 +150,21 @@ def test_iris_radius_override_through_the_cli(tmp_path, capsys):
                  "--yaw-steps", "3", "--eyes", "110,180,190,180", "--iris-radius", "9"]) == 0
     [face] = load_pool(tmp_path / "q").manifest.engine_params["faces"]
     assert [eye[2] for eye in face["eyes"]] == [9, 9] and face["from"] == "eye points"
+
+
+def test_manual_eyes_are_fitted_and_off_points_warn_through_the_cli(tmp_path, capsys):
+    from monalisa.testing.drawn_faces import drawn_face
+
+    face = drawn_face("painted")
+    path = tmp_path / "painted.png"
+    cv2.imwrite(str(path), cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
+    (lx, ly), (rx, ry) = face.eyes[0].center, face.eyes[1].center
+    assert main(["precompute", str(path), "--out", str(tmp_path / "p"), "--yaw-steps", "3", "--no-sheet",
+                 "--eyes", f"{lx + 2:g},{ly - 2:g},{rx - 2:g},{ry + 1:g}"]) == 0
+    captured = capsys.readouterr()
+    assert "1 face by eye points (fitted to the image)" in captured.out and "eye-like" not in captured.err
+    assert main(["precompute", str(path), "--out", str(tmp_path / "q"), "--yaw-steps", "3", "--no-sheet",
+                 "--eyes", f"{lx:g},{ly + 70:g},{rx:g},{ry + 70:g}"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "eye-like" in line]
+    assert len(warnings) == 1 and "(default shape)" in captured.out
