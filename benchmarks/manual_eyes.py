@@ -25,7 +25,7 @@ from precompute.portrait import faces_from_eye_points
 from precompute.warp import WarpEngine
 
 JITTER = ((3.0, -2.0), (-2.0, 3.0))  # how far off the given points are, per eye (px)
-FLOORS = {"range": (0.30, "min"), "spearman": (0.99, "min"), "step": (1.5, "max"), "damage": (2.0, "max")}
+FLOORS = {"range": (0.30, "min"), "spearman": (0.99, "min"), "step": (1.5, "max"), "damage": (0.5, "max")}
 
 
 def opening_mask(shape: tuple[int, ...], eye: DrawnEye, style: str) -> np.ndarray:
