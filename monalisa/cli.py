@@ -96,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the frame the idle kiosk rests on: the painting's own gaze (default) or the one "
                      "looking straight out of the picture")
 
+    eyes = _command(sub, "eyes", "pick the eye centres on a portrait",
+                    "Open the portrait in a window and click each eye's centre (drag to adjust, wheel or [ ] "
+                    "for the iris radius, Ctrl+wheel or +/- to zoom, right-drag to pan, Tab for the next "
+                    "face); it shows the eye openings and irises precompute will use. Enter prints the "
+                    "--eyes arguments (or builds the pool with --out); Esc saves nothing.", [common])
+    eyes.add_argument("portrait", type=Path, metavar="PORTRAIT", help="image file (JPEG, PNG, ...)")
+    eyes.add_argument("--eyes", type=csv_floats, action="append", default=[], metavar="LX,LY,RX,RY[,R]",
+                      help="start from these eye points (repeat for each face)")
+    eyes.add_argument("--out", type=Path, metavar="DIR",
+                      help="build the pool here with the picked eyes (precompute's defaults otherwise)")
+
     pool = _command(sub, "pool", "inspect or export a pool", "Inspect, export and preview pools.")
     pool_sub = pool.add_subparsers(dest="pool_command", required=True, parser_class=Parser, metavar="ACTION")
     info = _command(pool_sub, "info", "summary of a pool", "Check a pool and print its summary.", [common])
@@ -239,6 +250,29 @@ def cmd_precompute(args, config) -> int:
     return 0
 
 
+def cmd_eyes(args, config) -> int:
+    """Pick eye points in a window; print the --eyes arguments or build the pool."""
+    from precompute.eye_picker import PickedFace, run_picker
+    from precompute.portrait import load_portrait
+
+    for values in args.eyes:
+        if len(values) not in (4, 5):
+            raise UsageError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
+    image = load_portrait(args.portrait)
+    start = [PickedFace([(v[0], v[1]), (v[2], v[3])], v[4] if len(v) == 5 else None) for v in args.eyes]
+    picked = run_picker(image, args.portrait.name, start)
+    if args.out is None:
+        print(" ".join(f"--eyes {value}" for value in picked))
+        return 0
+    from precompute.build import PrecomputeOptions, build_pool
+
+    eyes = [tuple(float(v) for v in value.split(",")) for value in picked]
+    summary = build_pool(PrecomputeOptions(portrait=args.portrait, out=args.out, eyes=eyes), config,
+                         progress=sys.stderr.isatty())
+    print(summary.line())
+    return 0
+
+
 def cmd_pool(args, config) -> int:
     """pool info / export / sheet / gif."""
     from monalisa.pool import views
@@ -278,8 +312,16 @@ def pool_info(pool) -> str:
                          if b is not None else "none"),
         f"format     {m.format}",
         f"engine     {m.engine}" + (f" ({params})" if params else ""),
+        *_face_lines(m.engine_params.get("faces", [])),
         f"created    {m.created}",
     ])
+
+
+def _face_lines(faces: list[dict]) -> list[str]:
+    """One line per face: how it was found and the eye points and iris radii used."""
+    return [f"face {i + 1:<5d} {face.get('from', '?')}" + (f" ({face['how']})" if face.get("how") else "") + ": eyes "
+            + ", ".join(f"({x:g}, {y:g}) r {r:g}" for x, y, r in face.get("eyes", []))
+            for i, face in enumerate(faces)]
 
 
 def cmd_record(args, config) -> int:
@@ -314,7 +356,7 @@ def cmd_config(args, config) -> int:
 
 
 COMMANDS = {
-    "run": cmd_run, "bench": cmd_bench, "preview": cmd_preview, "precompute": cmd_precompute,
+    "run": cmd_run, "bench": cmd_bench, "preview": cmd_preview, "precompute": cmd_precompute, "eyes": cmd_eyes,
     "pool": cmd_pool, "record": cmd_record, "doctor": cmd_doctor,
     "install-service": cmd_install_service, "config": cmd_config,
 }

@@ -20,18 +20,21 @@ IRIS_SEARCH = 14            # the iris centre may be this far from the given poi
 IRIS_RADII = (5.5, 14.0)    # iris radius range, in units
 EYE_LIKE_IRIS = 0.10        # iris edge contrast (share of the local range) below this: not an eye
 EYE_LIKE_OPENING = 0.06     # opening edge contrast below this: not an eye
+OPENING_CLEAR = 0.3         # opening edge contrast from which the fitted outline is used
 LID_POINTS = 13
 AREA_WEIGHT = 0.5          # the opening's interior term against its outline term
 CORNER_WEIGHT = 1.0        # skin just inside a corner costs this much per sample (share of the range)
 LID_INSET = 0.015          # the lids handed on sit this far inside the fitted edges, in eye widths
+IRIS_SHOWN = 0.55          # the lids are at least this far above and below the iris centre, in radii
+WIDTH_PRIOR = 0.02         # pull of each corner toward 2.5 iris radii from the iris centre
 EDGE_MARGIN = 0.04         # outline contrast (share of the range) below this counts against it
 RANGE_FLOOR = 40.0         # grey levels: the local range is at least this (smooth skin is not high contrast)
 
 # The opening's parameters: (name, low, high) in iris radii (corners' distances from the iris centre,
 # corner line height, lid heights), slope for tilt, shape exponent (0.5 elliptic, 1 pointed), and
 # where the upper lid peaks (-1..1 between the corners).
-_PARAMS = (("left", 1.35, 4.2), ("right", 1.35, 4.2), ("tilt", -0.2, 0.2), ("height", -0.7, 0.7),
-           ("upper", 0.5, 1.9), ("lower", 0.35, 1.6), ("round", 0.5, 1.0), ("peak", -0.35, 0.35))
+_PARAMS = (("left", 1.4, 3.8), ("right", 1.4, 3.8), ("tilt", -0.12, 0.12), ("height", -0.45, 0.45),
+           ("upper", 0.6, 1.8), ("lower", 0.4, 1.6), ("round", 0.5, 1.0), ("peak", -0.35, 0.35))
 _START = {"left": 2.5, "right": 2.5, "tilt": 0.0, "height": 0.0, "upper": 1.0, "lower": 0.8,
           "round": 0.8, "peak": 0.0}
 
@@ -50,6 +53,12 @@ class EyeFit:
     @property
     def eye_like(self) -> bool:
         return self.iris_score >= EYE_LIKE_IRIS and self.opening_score >= EYE_LIKE_OPENING
+
+    @property
+    def opening_clear(self) -> bool:
+        """Whether the lids stood out enough to trust the fitted opening (clear sclera, drawn lid lines);
+        in soft paintings and photos they often do not, and a plain almond around the iris is safer."""
+        return self.eye_like and self.opening_score >= OPENING_CLEAR
 
 
 class _Frame:
@@ -156,10 +165,10 @@ def _opening_score(frame: _Frame, params: dict[str, float], iu: float, iv: float
     the range. The objective sums the contrast above EDGE_MARGIN over the outline's length (so the outline
     grows along real edges and not past them). (-inf, 0) for shapes the iris does not fit in."""
     upper, lower = _outline(params, iu, iv, ir, 31)
-    middle = len(upper) // 2
-    gap = np.interp(iu, upper[:, 0], lower[:, 1] - upper[:, 1])
-    if gap < 1.1 * ir or upper[middle, 1] > iv - 0.2 * ir or lower[middle, 1] < iv + 0.2 * ir:
-        return -np.inf, 0.0
+    top = np.interp(iu, upper[:, 0], upper[:, 1])
+    bottom = np.interp(iu, lower[:, 0], lower[:, 1])
+    if top > iv - IRIS_SHOWN * ir or bottom < iv + IRIS_SHOWN * ir or bottom - top > 3.2 * ir:
+        return -np.inf, 0.0  # the lids leave most of the iris's height open, and not much more
     total, length, weight = 0.0, 0.0, 0.0
     for lid, outward in ((upper, -1.0), (lower, 1.0)):
         tangent = np.gradient(lid, axis=0)
@@ -173,7 +182,7 @@ def _opening_score(frame: _Frame, params: dict[str, float], iu: float, iv: float
         total += float(((contrast[1:-1] - EDGE_MARGIN) * w).sum())
         weight += float((contrast[1:-1] * w).sum())
         length += float(w.sum())
-    prior = (0.005 * ((params["left"] - 2.5) ** 2 + (params["right"] - 2.5) ** 2)
+    prior = (WIDTH_PRIOR * ((params["left"] - 2.5) ** 2 + (params["right"] - 2.5) ** 2)
              + 0.01 * (params["upper"] - 1.0) ** 2 + 0.01 * (params["lower"] - 0.8) ** 2)
     area = _interior(frame, upper, lower, iu, iv, ir, threshold)
     return total / ir + AREA_WEIGHT * area / ir**2 - prior - _skin_at_corners(frame, params, iu, iv, ir, threshold), \

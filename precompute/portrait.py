@@ -205,13 +205,14 @@ def with_iris_radius(found: Sequence[FaceGeometry], radius: float) -> list[FaceG
 
 
 def faces_from_eye_points(image: np.ndarray, points: Sequence[float] | Sequence[Sequence[float]],
-                          iris_radius: float | None = None, fit: bool = True) -> list[FaceGeometry]:
+                          iris_radius: float | None = None, fit: bool = True, warn: bool = True) -> list[FaceGeometry]:
     """Faces from hand-given eye centres: LX,LY,RX,RY[,R] pixels, or a list of those (one per face).
 
     For art FaceMesh cannot read: each eye's iris (centre, radius unless R is given) and opening
     (corners, lids) are found in the image near the point (precompute.eye_fit); points on nothing
     eye-like (or ``fit`` False) get a plausible almond sized from the distance between the eyes
-    (or from R), with one warning line. ``iris_radius`` is R for the sets that give none.
+    (or from R), with one warning line (unless ``warn`` is False; the detail says it too).
+    ``iris_radius`` is R for the sets that give none.
     """
     if len(points) and isinstance(points[0], (int, float, np.number)):
         points = [points]
@@ -221,7 +222,7 @@ def faces_from_eye_points(image: np.ndarray, points: Sequence[float] | Sequence[
         points = [tuple(p) + (iris_radius,) if len(p) == 4 else p for p in points]
     unlike: list[tuple[float, float]] = []
     faces = [_face_from_eye_points(image, face_points, fit, unlike) for face_points in points]
-    if unlike:
+    if unlike and warn:
         where = ", ".join(f"({x:g}, {y:g})" for x, y in unlike)
         log.warning("eye point%s %s %s not on anything eye-like (no iris and eye opening found there); "
                     "using a default eye shape - check the points with `monalisa eyes PORTRAIT`",
@@ -267,21 +268,27 @@ def _face_from_eye_points(image: np.ndarray, points: Sequence[float], fit: bool,
             f"{MIN_EYE_WIDTH_PX:.0f} px are needed (use a larger image)")
     axis = (centers[1] - centers[0]) / distance
     given = float(points[4]) if len(points) == 5 else None
-    eyes, fitted = [], 0
+    eyes, kinds = [], []
     for center in centers:
         found = eye_fit.fit_eye(image, center, axis, distance, given) if fit else None
-        if found is not None and found.eye_like:
+        if found is not None and found.opening_clear:
             eyes.append(_eye(found.center, found.iris_radius, found.upper_lid, found.lower_lid))
-            fitted += 1
+            kinds.append("fitted")
+        elif found is not None and found.eye_like:  # the iris is clear, the lids are not: a plain almond
+            r = found.iris_radius
+            eyes.append(_ellipse_eye(np.array(found.center), r, min(2.5 * r, 0.25 * distance), 0.9 * r, axis))
+            kinds.append("iris")
         else:
             eyes.append(_ellipse_eye(center, radius, half_width, 0.85 * radius, axis))
+            kinds.append("default")
             if fit:
                 unlike.append((float(center[0]), float(center[1])))
     narrow = min(eye.width for eye in eyes)
     if narrow < MIN_EYE_WIDTH_PX:
         raise PrecomputeError(f"the eyes are too small: {narrow:.0f} px wide, at least "
                               f"{MIN_EYE_WIDTH_PX:.0f} px are needed (use a larger image)")
-    detail = {2: "fitted to the image", 1: "one eye fitted, one default"}.get(fitted, "default shape")
+    detail = ("fitted to the image" if kinds == ["fitted"] * 2 else "default shape" if kinds == ["default"] * 2
+              else "irises fitted, almond openings" if "default" not in kinds else "partly default shape")
     down = np.array([-axis[1], axis[0]])
     head = (centers[0] + centers[1]) / 2 + 0.45 * distance * down
     half = np.array([1.1, 1.35]) * distance

@@ -15,6 +15,7 @@ from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
 
 SHEET_COLUMNS = 11
+EYE_MARK_RGB = (255, 60, 200)  # eye points and iris radii on the idle tile
 TILE_WIDTH = 240
 SWEEP_WIDTH = (16, 4096)       # px, the range --width may take
 FRAME_MS = (20, 10_000)        # ms per sweep frame
@@ -87,11 +88,24 @@ def contact_sheet(pool: Pool, tile_width: int = TILE_WIDTH) -> np.ndarray:
         x = pad + (col % per_line) * (tile_width + pad)
         y = pad + line * (tile_h + label_h + pad)
         sheet[y:y + tile_h, x:x + tile_width] = _crop(pool, row, col, rect, tile_width)
+        if (row, col) == pool.neutral_cell():
+            _mark_eyes(sheet[y:y + tile_h, x:x + tile_width], pool, rect, tile_width / rect.width)
         yaw, pitch = pool.shows(row, col)
         label = f"r{row} c{col}  yaw {yaw:+.1f}" + (f" pitch {pitch:+.1f}" if pool.rows > 1 else "")
         cv2.putText(sheet, label, (x + 2, y + tile_h + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (230, 230, 230), 1, cv2.LINE_AA)
     return sheet
+
+
+def _mark_eyes(tile: np.ndarray, pool: Pool, rect: Rect, scale: float) -> None:
+    """The eye centres and iris radii the build used (manifest faces), drawn on the idle cell's tile,
+    so points that missed the eyes show."""
+    for face in pool.manifest.engine_params.get("faces", []):
+        for x, y, radius in face.get("eyes", []):
+            cx, cy = (x - rect.x + 0.5) * scale - 0.5, (y - rect.y + 0.5) * scale - 0.5
+            cv2.circle(tile, (round(cx * 4), round(cy * 4)), max(4, round(radius * scale * 4)), EYE_MARK_RGB, 1,
+                       cv2.LINE_AA, shift=2)
+            cv2.drawMarker(tile, (round(cx), round(cy)), EYE_MARK_RGB, cv2.MARKER_CROSS, 7, 1, cv2.LINE_AA)
 
 
 def write_sheet(pool: Pool, out: str | os.PathLike) -> Path:

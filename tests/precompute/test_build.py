@@ -168,3 +168,32 @@ def test_manual_eyes_are_fitted_and_off_points_warn_through_the_cli(tmp_path, ca
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if "eye-like" in line]
     assert len(warnings) == 1 and "(default shape)" in captured.out
+
+
+def test_a_face_only_the_cascade_finds_through_the_cli_with_eyes_marked(tmp_path, capsys):
+    """Grace Hopper small on a big blotchy canvas: FaceMesh alone misses her, the BlazeFace crops find her;
+    the summary, manifest, `pool info` and the contact sheet say so and show the eye points used."""
+    rng = np.random.default_rng(0)
+    canvas = cv2.resize(rng.integers(40, 200, (38, 51, 3)).astype(np.uint8), (2000, 1500),
+                        interpolation=cv2.INTER_CUBIC)
+    hopper = cv2.imread(str(GRACE))
+    small = cv2.resize(hopper, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    canvas[500:500 + small.shape[0], 700:700 + small.shape[1]] = small
+    path = tmp_path / "small_face.png"
+    cv2.imwrite(str(path), canvas)
+    out = tmp_path / "p"
+    assert main(["precompute", str(path), "--out", str(out), "--yaw-steps", "3"]) == 0
+    assert "1 face by blazeface (" in capsys.readouterr().out
+    pool = load_pool(out)
+    [face] = pool.manifest.engine_params["faces"]
+    assert face["from"] == "blazeface" and "crop" in face["how"]
+    assert main(["pool", "info", str(out)]) == 0
+    info = capsys.readouterr().out
+    x, y, r = face["eyes"][0]
+    assert f"face 1     blazeface ({face['how']}): eyes ({x:g}, {y:g}) r {r:g}" in info
+    sheet = cv2.cvtColor(cv2.imread(str(out / "sheet.png")), cv2.COLOR_BGR2RGB)
+    magenta = (sheet[..., 0] > 200) & (sheet[..., 1] < 120) & (sheet[..., 2] > 150)
+    tile_w = 240 + 4
+    idle_col = pool.neutral_cell()[1]
+    assert magenta[:, 4 + idle_col * tile_w:4 + (idle_col + 1) * tile_w].sum() > 20  # marks on the idle tile
+    assert magenta[:, 4:4 + tile_w].sum() == 0  # and only there
