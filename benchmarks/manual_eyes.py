@@ -3,15 +3,16 @@
 For each drawn style (monalisa.testing.drawn_faces) the eye points are given a few pixels off, the
 warp engine renders the yaw sweep, and the painted iris is tracked by template matching (FaceMesh
 cannot read these faces). Printed per style, fitted eyes (precompute.eye_fit) against the old
-fixed almond: iris range (eye widths), Spearman, largest/mean step, how well the fitted opening
-covers the drawn one (IoU), and the damage outside the drawn opening (mean absolute change of the
-skin and lid pixels around the eye, grey levels, with the head kept still: streaks and pinched
-sockets show up here).
+fixed almond and against the drawn geometry itself (truth: what a perfect fit would give): iris
+range (eye widths), Spearman, largest/mean step, how well the opening covers the drawn one (IoU),
+and the damage outside the drawn opening (mean absolute change of the skin and lid pixels around
+the eye, grey levels, with the head kept still: streaks and pinched sockets show up here).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from monalisa.config import WarpConfig
 from monalisa.testing.drawn_faces import STYLES, DrawnEye, drawn_face
 from precompute.engine import grid_angles
-from precompute.portrait import faces_from_eye_points
+from precompute.portrait import EyeGeometry, faces_from_eye_points
 from precompute.warp import WarpEngine
 
 JITTER = ((3.0, -2.0), (-2.0, 3.0))  # how far off the given points are, per eye (px)
@@ -72,10 +73,28 @@ def track_iris(frames: list[np.ndarray], portrait: np.ndarray, eye: DrawnEye) ->
     return np.array(xs)
 
 
-def measure(style: str, offset: float, fit: bool, steps: int, max_yaw: float, sheet: Path | None) -> dict:
+def true_eye(eye: DrawnEye, style: str) -> EyeGeometry:
+    """The drawn eye's own geometry (what a perfect fit would give)."""
+    cx, cy = eye.opening_center
+    t = np.linspace(-1, 1, 13)
+    if style == "round":
+        upper = np.column_stack([cx + eye.half_width * t, cy - eye.half_height * np.sqrt(1 - t**2)])
+        lower = np.column_stack([cx + eye.half_width * t, cy + eye.half_height * np.sqrt(1 - t**2)])
+    else:
+        h = eye.half_height * (1 - t**2) ** 0.9
+        upper = np.column_stack([cx + eye.half_width * t, cy - h])
+        lower = np.column_stack([cx + eye.half_width * t, cy + 0.8 * h])
+    return EyeGeometry(eye.center, eye.iris_radius, tuple(upper[0]), tuple(upper[-1]), upper, lower)
+
+
+def measure(style: str, offset: float, eyes: str, steps: int, max_yaw: float, sheet: Path | None) -> dict:
+    """The numbers for one drawn face; ``eyes``: "fitted", "fixed" (the old almond) or "truth"."""
     face = drawn_face(style, iris_offset=offset)
     points = [coord + jitter for eye, j in zip(face.eyes, JITTER) for coord, jitter in zip(eye.center, j)]
-    [geometry] = faces_from_eye_points(face.image, tuple(points), fit=fit)
+    [geometry] = faces_from_eye_points(face.image, tuple(points), fit=eyes != "fixed", warn=False)
+    if eyes == "truth":
+        geometry = dataclasses.replace(geometry, left_eye=true_eye(face.eyes[0], style),
+                                       right_eye=true_eye(face.eyes[1], style))
     yaws = grid_angles(steps, max_yaw)
     engine = WarpEngine(face.image, [geometry], WarpConfig(head_follow=0.0), yaws, [0.0])  # eyes only
     rect = engine.patch_rect()
@@ -129,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'style':14s} {'eyes':8s} " + " ".join(f"{n:>9s}" for n in (*FLOORS, "iou")))
     for style in STYLES:
         for offset in (0.0, 0.6):
-            for fit in (True, False):
-                sheet = args.sheets / f"{style}_{offset:g}_{'fit' if fit else 'fixed'}.png" if args.sheets else None
-                values = measure(style, offset, fit, args.yaw_steps, args.max_yaw, sheet)
+            for eyes in ("fitted", "fixed", "truth"):
+                sheet = args.sheets / f"{style}_{offset:g}_{eyes}.png" if args.sheets else None
+                values = measure(style, offset, eyes, args.yaw_steps, args.max_yaw, sheet)
                 ok = all(values[n] >= f if k == "min" else values[n] <= f for n, (f, k) in FLOORS.items())
-                if fit:
+                if eyes == "fitted":
                     all_pass &= ok
-                print(f"{style + f' {offset:+.1f}':14s} {'fitted' if fit else 'fixed':8s} "
+                print(f"{style + f' {offset:+.1f}':14s} {eyes:8s} "
                       + " ".join(f"{values[n]:9.3f}" for n in (*FLOORS, "iou")) + ("" if ok else "  FAIL"))
     print("floors: " + ", ".join(f"{n} {'>=' if k == 'min' else '<='} {f:g}" for n, (f, k) in FLOORS.items())
           + " (worst eye); " + ("ALL PASS (fitted)" if all_pass else "SOME FAIL (fitted)"))
