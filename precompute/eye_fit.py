@@ -9,6 +9,7 @@ along the inner edge of the lid lines: brighter inside (sclera) than just outsid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -68,10 +69,16 @@ class _Frame:
         self.point, self.axis = point, axis
         self.normal = np.array([-axis[1], axis[0]])
         self.scale = UNIT * distance  # pixels per unit
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        # only the part of the portrait the frame covers (big scans), with room for the smoothing
+        reach = math.hypot(REACH_U, REACH_V) * self.scale + 2 * self.scale + 2
+        height, width = image.shape[:2]
+        x0, y0 = max(0, int(point[0] - reach)), max(0, int(point[1] - reach))
+        x1, y1 = min(width, int(point[0] + reach) + 1), min(height, int(point[1] + reach) + 1)
+        region = image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY) if region.ndim == 3 else region
         # frame pixel (j, i) <- portrait point + (j - REACH_U) units along axis + (i - REACH_V) units across
         to_image = np.column_stack([axis * self.scale, self.normal * self.scale,
-                                    point - (REACH_U * axis + REACH_V * self.normal) * self.scale])
+                                    point - (x0, y0) - (REACH_U * axis + REACH_V * self.normal) * self.scale])
         if self.scale > 1.5:  # shrinking: smooth first so the frame does not alias
             grey = cv2.GaussianBlur(grey, (0, 0), 0.5 * self.scale)
         frame = cv2.warpAffine(grey.astype(np.float32), to_image, (2 * REACH_U + 1, 2 * REACH_V + 1),
@@ -118,11 +125,20 @@ def fit_eye(image: np.ndarray, point, axis, distance: float, radius: float | Non
 
 def _find_iris(frame: _Frame, radius: float | None) -> tuple[float, float, float, float]:
     """(u, v, r, score): the circle with the strongest dark-inside edges on its left and right sides,
-    darker inside than beside it, near the given point."""
+    darker inside than beside it, near the given point; a unit grid first, then a quarter-unit one."""
     offsets = np.arange(-IRIS_SEARCH, IRIS_SEARCH + 1, 1.0)
-    cu, cv_ = np.meshgrid(offsets, offsets, indexing="ij")
-    cu, cv_ = cu.ravel(), cv_.ravel()
     radii = np.array([radius]) if radius is not None else np.arange(IRIS_RADII[0], IRIS_RADII[1] + 0.01, 0.5)
+    u, v, r, score, contrast = _best_circle(frame, offsets, offsets, radii)
+    fine = np.arange(-1.0, 1.01, 0.25)
+    fine_radii = np.array([radius]) if radius is not None else np.clip(r + fine / 2, *IRIS_RADII)
+    u, v, r, _, contrast = _best_circle(frame, u + fine, v + fine, np.unique(fine_radii))
+    return u, v, r, contrast
+
+
+def _best_circle(frame: _Frame, us: np.ndarray, vs: np.ndarray, radii: np.ndarray):
+    """(u, v, r, score, contrast) of the best-scoring circle over a grid of centres and radii."""
+    cu, cv_ = np.meshgrid(us, vs, indexing="ij")
+    cu, cv_ = cu.ravel(), cv_.ravel()
     sides = np.radians(np.concatenate([np.linspace(-50, 50, 11), np.linspace(130, 230, 11)]))
     cos, sin = np.cos(sides), np.sin(sides)
     best = (0.0, 0.0, float(radii[0]), -np.inf, 0.0)
@@ -138,8 +154,7 @@ def _find_iris(frame: _Frame, radius: float | None) -> tuple[float, float, float
         k = int(np.argmax(score))
         if score[k] > best[3]:
             best = (float(cu[k]), float(cv_[k]), float(r), float(score[k]), float(contrast[k]))
-    u, v, r, _, contrast = best
-    return u, v, r, contrast
+    return best
 
 
 # ----------------------------------------------------------------------------- opening

@@ -66,6 +66,7 @@ class EyePicker:
         self.cancelled = False
         self._drag: tuple[int, int] | None = None    # (face, point) being moved
         self._pan_from: tuple[int, int] | None = None
+        self._painting: tuple[tuple, np.ndarray] | None = None  # (view key, the painting drawn for it)
         height, width = image.shape[:2]
         self.zoom = min(self.view_w / width, self.view_h / height)
         self.offset = ((self.view_w - width * self.zoom) / 2, (self.view_h - height * self.zoom) / 2)
@@ -234,7 +235,7 @@ class EyePicker:
         else:
             radius = radius if face.radius is not None else f"auto {fitted.left_eye.iris_radius:.1f}/" \
                 f"{fitted.right_eye.iris_radius:.1f} px"
-            state = "eyes found" if fitted.detail == "fitted to the image" else f"NOT EYE-LIKE ({fitted.detail})"
+            state = f"eyes found ({fitted.detail})" if _eye_like(fitted) else f"NOT EYE-LIKE ({fitted.detail})"
         return (f"face {self.current + 1}/{len(self.faces)}: {state}; iris radius {radius} (wheel, [ ], a)   "
                 "Enter: done  Esc: quit")
 
@@ -243,12 +244,16 @@ class EyePicker:
     def draw(self, canvas: np.ndarray) -> None:
         """Draw the visible part of the painting and every face's points, opening and iris into ``canvas``
         (view_h x view_w RGB)."""
-        canvas[:] = 30
-        self._draw_painting(canvas)
+        key = (self.zoom, self.offset, canvas.shape)
+        if self._painting is None or self._painting[0] != key:  # resampling a big scan takes a while
+            painting = np.full(canvas.shape, 30, np.uint8)
+            self._draw_painting(painting)
+            self._painting = (key, painting)
+        canvas[:] = self._painting[1]
         for index, face in enumerate(self.faces):
             fitted = self.fit(index)
             if fitted is not None and not isinstance(fitted, str):
-                good = fitted.detail == "fitted to the image"
+                good = _eye_like(fitted)
                 for eye in fitted.eyes:
                     polygon = np.array([self.to_screen(p) for p in eye.opening])
                     cv2.polylines(canvas, [np.round(polygon * 4).astype(np.int32)], True,
@@ -285,6 +290,11 @@ class EyePicker:
         cx1, cy1 = min(self.view_w, sx1), min(self.view_h, sy1)
         if cx1 > cx0 and cy1 > cy0:
             canvas[cy0:cy1, cx0:cx1] = region[cy0 - sy0:cy1 - sy0, cx0 - sx0:cx1 - sx0]
+
+
+def _eye_like(face) -> bool:
+    """Whether both of a face's eye points sat on something eye-like (portrait's detail says so)."""
+    return "default" not in face.detail
 
 
 def window_size(image_shape: tuple[int, ...], screen: tuple[int, int]) -> tuple[int, int]:
