@@ -28,7 +28,9 @@ ZOOM_STEP = 1.25
 RADIUS_STEP = 0.5       # px of portrait per wheel notch or key press
 PAN_STEP = 60           # screen pixels per arrow key press
 MAX_ZOOM = 16.0
-STATUS_H = 44           # the status bar under the painting
+STATUS_H = 62           # the status bar under the painting (three lines)
+MIN_VIEW_W = 720        # the view is at least this wide, so the status bar is readable
+HELP = "click: eye  drag: move  wheel [ ]: iris  a: auto  Ctrl+wheel + -: zoom  right-drag: pan  Tab  Enter  Esc"
 POINT_RGB, FIT_RGB, IRIS_RGB, BAD_RGB, SELECT_RGB = (255, 60, 200), (0, 255, 120), (60, 170, 255), (255, 70, 40), \
     (255, 255, 0)
 
@@ -236,8 +238,7 @@ class EyePicker:
             radius = radius if face.radius is not None else f"auto {fitted.left_eye.iris_radius:.1f}/" \
                 f"{fitted.right_eye.iris_radius:.1f} px"
             state = f"eyes found ({fitted.detail})" if _eye_like(fitted) else f"NOT EYE-LIKE ({fitted.detail})"
-        return (f"face {self.current + 1}/{len(self.faces)}: {state}; iris radius {radius} (wheel, [ ], a)   "
-                "Enter: done  Esc: quit")
+        return f"face {self.current + 1}/{len(self.faces)}: {state}; iris radius {radius}"
 
     # ------------------------------------------------------------------------- drawing
 
@@ -301,7 +302,7 @@ def window_size(image_shape: tuple[int, ...], screen: tuple[int, int]) -> tuple[
     """The painting's view size: the image scaled to fit 90 % of the screen (status bar below)."""
     height, width = image_shape[:2]
     scale = min(0.9 * screen[0] / width, (0.9 * screen[1] - STATUS_H) / height, 1.0)
-    return max(320, round(width * scale)), max(240, round(height * scale))
+    return max(MIN_VIEW_W, round(width * scale)), max(240, round(height * scale))
 
 
 def run_picker(image: np.ndarray, title: str, faces: list[PickedFace] | None = None,
@@ -338,9 +339,10 @@ def run_picker(image: np.ndarray, title: str, faces: list[PickedFace] | None = N
             picker.draw(canvas)
             window.blit(pg.surfarray.make_surface(canvas.swapaxes(0, 1)), (0, 0))
             window.fill((20, 20, 20), pg.Rect(0, view[1], view[0], STATUS_H))
-            window.blit(font.render(picker.status(), True, (230, 230, 230)), (8, view[1] + 6))
+            window.blit(font.render(picker.status(), True, (230, 230, 230)), (8, view[1] + 5))
+            window.blit(font.render(HELP, True, (160, 160, 160)), (8, view[1] + 23))
             window.blit(font.render(" ".join(f"--eyes {a}" for a in picker.eyes_arguments()), True,
-                                    (150, 220, 150)), (8, view[1] + 24))
+                                    (150, 220, 150)), (8, view[1] + 41))
             pg.display.flip()
             clock.tick(30)
             frames += 1
