@@ -134,12 +134,14 @@ class FaceMeshSession:
         self.close()
 
 
-def cascade(mesh: FaceMeshSession, image: np.ndarray, fallback_only: bool = False) -> list[Found]:
+def cascade(mesh: FaceMeshSession, image: np.ndarray, fallback_only: bool = False,
+            quick: bool = False) -> list[Found]:
     """Every face: FaceMesh on the image (and its quarters), then FaceMesh on crops around the BlazeFace
     boxes no face found so far covers (with ``fallback_only``, only when FaceMesh found none).
+    ``quick``: FaceMesh on the whole image only (a webcam's driving frames: a face is there or not).
     Landmarks are rough (see refine)."""
-    found = [Found(points, "facemesh") for points in whole_image(mesh, image)]
-    if found and fallback_only:
+    found = [Found(points, "facemesh") for points in whole_image(mesh, image, quarters=not quick)]
+    if quick or (found and fallback_only):
         return found
     for box in _blazeface_boxes(mesh, image):
         if any(_covers(face.landmarks, (box.cx, box.cy)) for face in found):
@@ -153,14 +155,16 @@ def cascade(mesh: FaceMeshSession, image: np.ndarray, fallback_only: bool = Fals
     return found
 
 
-def whole_image(mesh: FaceMeshSession, image: np.ndarray) -> list[np.ndarray]:
-    """Rough landmarks from FaceMesh's own detector: on a downscaled copy, then on its four overlapping
-    quarters (it misses faces under ~15% of the frame, as in group pictures)."""
+def whole_image(mesh: FaceMeshSession, image: np.ndarray, quarters: bool = True) -> list[np.ndarray]:
+    """Rough landmarks from FaceMesh's own detector: on a downscaled copy, then (``quarters``) on its four
+    overlapping quarters (it misses faces under ~15% of the frame, as in group pictures)."""
     height, width = image.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
     small = image if scale == 1.0 else cv2.resize(
         image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     found = mesh.landmarks(small, with_z=True)
+    if not quarters:
+        return [points / scale for points in found]
     tile_h, tile_w = round(0.6 * small.shape[0]), round(0.6 * small.shape[1])
     for top in (0, small.shape[0] - tile_h):
         for left in (0, small.shape[1] - tile_w):

@@ -105,18 +105,19 @@ def load_portrait(path: str | os.PathLike, background: str = "#000000") -> np.nd
 # ----------------------------------------------------------------------------- detection
 
 def find_faces(image: np.ndarray, which: str | int = "all",
-               session: FaceMeshSession | None = None) -> list[FaceGeometry]:
+               session: FaceMeshSession | None = None, quick: bool = False) -> list[FaceGeometry]:
     """Faces found by the cascade (precompute.faces), sorted left to right.
 
     ``which``: "all"; "largest"; or an int N (or digit string) for the N largest faces.
     ``session``: a FaceMeshSession to reuse (left open); by default one is opened for this call.
+    ``quick``: FaceMesh on the whole image only, no cascade (frames of a driving video).
     FaceMesh looks at the whole image first; BlazeFace boxes it missed are then read on crops (for
     "largest" only when FaceMesh found nothing, as in driving videos). Each face is re-measured on a
     crop around it so landmarks are as precise on a 6000-pixel scan as on a web image.
     """
     count = _parse_which(which)
     with (contextlib.nullcontext(session) if session is not None else FaceMeshSession()) as mesh:
-        rough = faces.cascade(mesh, image, fallback_only=count == 1)
+        rough = faces.cascade(mesh, image, fallback_only=count == 1, quick=quick)
         if not rough:
             raise PrecomputeError(
                 f"no face was found in the portrait (eyes must be at least {MIN_EYE_WIDTH_PX:.0f} px "

@@ -263,7 +263,7 @@ def find_driver(image: np.ndarray, session: FaceMeshSession | None = None):
     from precompute.portrait import find_faces
 
     try:
-        return find_faces(image, "largest", session)[0]
+        return find_faces(image, "largest", session, quick=True)[0]
     except PrecomputeError:
         return None  # no (usable) face in this frame: the caller counts and reports it
 

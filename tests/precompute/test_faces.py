@@ -102,3 +102,19 @@ def test_iris_radius_override_keeps_the_rest(session, hopper):
     assert given.found_by == "facemesh" and "iris radius 6.5 px given" in given.detail
     with pytest.raises(PrecomputeError, match="--iris-radius 40 px does not fit"):
         with_iris_radius([face], 40)
+
+
+def test_a_quick_find_runs_facemesh_on_the_whole_image_only(monkeypatch):
+    """Driving frames: one FaceMesh call, no quarters, no BlazeFace fallback (a face is there or not)."""
+
+
+    class CountingMesh:
+        calls = 0
+
+        def landmarks(self, image, with_z=False):
+            CountingMesh.calls += 1
+            return []
+
+    monkeypatch.setattr(faces, "_blazeface_boxes", lambda mesh, image: pytest.fail("no BlazeFace in a quick find"))
+    assert faces.cascade(CountingMesh(), np.zeros((400, 600, 3), np.uint8), fallback_only=True, quick=True) == []
+    assert CountingMesh.calls == 1

@@ -86,7 +86,7 @@ class FakeDriver:
         index, self.calls = self.calls, self.calls + 1
         if index in self.missing:
             return None
-        face = faces_from_eye_points(image, (55, 50, 105, 50))[0]
+        face = faces_from_eye_points(image, (55, 50, 105, 50), fit=False, warn=False)[0]  # no fitting: a fake
         if self.iris_along is None:
             return face
         shift = self.iris_along[index] * face.left_eye.width
@@ -275,7 +275,7 @@ def test_a_pass_builds_one_face_mesh_and_measures_as_a_graph_per_frame_would(tmp
 
 
 def test_the_shared_face_mesh_is_closed_when_the_pass_fails(tmp_path, sessions, monkeypatch):
-    def broken(image, which="all", session=None):
+    def broken(image, which="all", session=None, quick=False):
         raise RuntimeError("FaceMesh broke")
 
     monkeypatch.setattr(portrait, "find_faces", broken)
