@@ -107,7 +107,6 @@ def test_iris_radius_override_keeps_the_rest(session, hopper):
 def test_a_quick_find_runs_facemesh_on_the_whole_image_only(monkeypatch):
     """Driving frames: one FaceMesh call, no quarters, no BlazeFace fallback (a face is there or not)."""
 
-
     class CountingMesh:
         calls = 0
 
