@@ -46,13 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monalisa.images import read_image
 from monalisa.pool.format import Pool, load_pool
 from precompute.perceived import (
-    CROP_SIDE,
     GazeReading,
     GazeSession,
     head_square,
     read_gaze,
     relative_reading,
-    square_landmarks,
+    steady_landmarks,
 )
 from precompute.portrait import find_faces
 
@@ -92,23 +91,6 @@ def jitters(views: int, seed: int = TTA_SEED) -> np.ndarray:
                              rng.uniform(-scale, scale, views)])
     found[0] = 0.0
     return found
-
-
-def steady_landmarks(image: np.ndarray, square: tuple[int, int, int], session: GazeSession,
-                     views: np.ndarray) -> np.ndarray | None:
-    """Landmarks in the 512-px frame of ``square``: the mean over the jittered views of it (None if any misses)."""
-    x0, y0, size = square
-    found = []
-    for dx, dy, change in views:
-        moved = (x0 + dx * size / CROP_SIDE, y0 + dy * size / CROP_SIDE, size * (1.0 + change))
-        points = square_landmarks(image, moved, session)
-        if points is None:
-            return None
-        back = points * (moved[2] / size)
-        back[:, 0] += (moved[0] - x0) * CROP_SIDE / size
-        back[:, 1] += (moved[1] - y0) * CROP_SIDE / size
-        found.append(back)
-    return np.mean(found, axis=0)
 
 
 def spearman(first: np.ndarray, second: np.ndarray) -> float:

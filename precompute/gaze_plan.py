@@ -341,22 +341,12 @@ class FaceMeshReader:
 
     def _steady(self, image: np.ndarray, square: tuple[int, int, int]) -> np.ndarray | None:
         """The landmarks of ``square`` (its 512-px frame) averaged over REFERENCE_VIEWS moved squares."""
-        from precompute.perceived import CROP_SIDE, square_landmarks
+        from precompute.perceived import steady_landmarks
 
-        x0, y0, size = square
         rng = np.random.default_rng(0)
-        found = []
-        for k in range(REFERENCE_VIEWS):
-            dx, dy, change = (0.0, 0.0, 0.0) if k == 0 else (*rng.uniform(-2, 2, 2), rng.uniform(-0.03, 0.03))
-            moved = (x0 + dx * size / CROP_SIDE, y0 + dy * size / CROP_SIDE, size * (1 + change))
-            points = square_landmarks(image, moved, self.session)
-            if points is None:
-                return None
-            back = points * (moved[2] / size)
-            back[:, 0] += (moved[0] - x0) * CROP_SIDE / size
-            back[:, 1] += (moved[1] - y0) * CROP_SIDE / size
-            found.append(back)
-        return np.mean(found, axis=0)
+        views = [(0.0, 0.0, 0.0)] + [(*rng.uniform(-2, 2, 2), rng.uniform(-0.03, 0.03))
+                                     for _ in range(REFERENCE_VIEWS - 1)]
+        return steady_landmarks(image, square, self.session, views)
 
     def close(self) -> None:
         self.session.close()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -133,6 +134,25 @@ def square_landmarks(image: np.ndarray, square: tuple[float, float, float], sess
     """The 3D landmarks (478, 3) of the face nearest the centre of ``square``, in pixels of the
     512-px square (a float square reads a sub-pixel crop); None if FaceMesh finds no face there."""
     return _central_face(session.landmarks_3d(crop_square(image, square)))
+
+
+def steady_landmarks(image: np.ndarray, square: tuple[float, float, float], session: GazeSession,
+                     views: Iterable[Sequence[float]]) -> np.ndarray | None:
+    """Landmarks in the 512-px frame of ``square``, the mean over ``views`` (dx, dy in crop pixels, relative
+    size change) of slightly moved squares: one read's own error would shift every reading made against
+    it. None if any view misses."""
+    x0, y0, size = square
+    found = []
+    for dx, dy, change in views:
+        moved = (x0 + dx * size / CROP_SIDE, y0 + dy * size / CROP_SIDE, size * (1.0 + change))
+        points = square_landmarks(image, moved, session)
+        if points is None:
+            return None
+        back = points * (moved[2] / size)
+        back[:, 0] += (moved[0] - x0) * CROP_SIDE / size
+        back[:, 1] += (moved[1] - y0) * CROP_SIDE / size
+        found.append(back)
+    return np.mean(found, axis=0)
 
 
 def relative_reading(points: np.ndarray, reference: np.ndarray) -> GazeReading:
