@@ -26,6 +26,11 @@ RENAMED_KEYS = {("viewer", "idle_after"): "idle_after_s"}
 # keys no longer used: ignored with a warning (the return to neutral is now one saccade, see [life])
 REMOVED_KEYS = {("viewer", "idle_ease_s")}
 
+# (section, shortest, longest): pairs of keys whose second must not be below the first
+RANGE_PAIRS = (("camera", "reopen_min_s", "reopen_max_s"), ("life", "blink_min_s", "blink_max_s"),
+               ("life", "glance_hold_min_s", "glance_hold_max_s"), ("life", "glance_pause_min_s", "glance_pause_max_s"),
+               ("life", "look_away_every_min_s", "look_away_every_max_s"))
+
 log = logging.getLogger(__name__)
 
 
@@ -338,9 +343,10 @@ def _check_relations(config: Config, origin: str) -> None:
     config.pool.path = _expand_home(config.pool.path)
     config.log.file = _expand_home(config.log.file)
     config.camera.source = _expand_home(config.camera.source)
-    if config.camera.reopen_max_s < config.camera.reopen_min_s:
-        raise ConfigError(f"{origin}: [camera] reopen_max_s must be >= reopen_min_s "
-                          f"({config.camera.reopen_min_s})")
+    for section, low, high in RANGE_PAIRS:
+        part = getattr(config, section)
+        if getattr(part, high) < getattr(part, low):
+            raise ConfigError(f"{origin}: [{section}] {high} must be >= {low} ({getattr(part, low):g})")
 
 
 def _expand_home(path: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monalisa.config import Config, config_from_dict, load_config, to_toml
+from monalisa.config import RANGE_PAIRS, Config, config_from_dict, load_config, to_toml
 from monalisa.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,8 +102,8 @@ def test_the_limits_themselves_are_accepted(tmp_path, section, f):
     for value in values:
         if kind(f) == "int":
             value = int(value)
-        if section == "camera" and f.name.startswith("reopen_"):
-            continue  # tied together: reopen_max_s >= reopen_min_s, tested below
+        if any(section == s and f.name in pair for s, *pair in RANGE_PAIRS):
+            continue  # tied together: the longest >= the shortest, tested below
         config = load_text(tmp_path, f"[{section}]\n{f.name} = {toml_value(value)}\n")
         assert getattr(getattr(config, section), f.name) == value
 
@@ -221,6 +221,13 @@ def test_missing_file(tmp_path):
 def test_reopen_max_must_not_be_below_reopen_min(tmp_path):
     message = str(error_of(tmp_path, "[camera]\nreopen_min_s = 3.0\nreopen_max_s = 1.0\n"))
     assert "[camera] reopen_max_s must be >= reopen_min_s" in message
+
+
+def test_a_life_range_must_not_be_upside_down(tmp_path):
+    message = str(error_of(tmp_path, "[life]\nblink_min_s = 0.5\n"))
+    assert "[life] blink_max_s must be >= blink_min_s (0.5)" in message
+    message = str(error_of(tmp_path, "[life]\nglance_pause_max_s = 1.0\n"))
+    assert "[life] glance_pause_max_s must be >= glance_pause_min_s" in message
 
 
 def test_cli_overrides_are_validated_and_none_means_not_given(tmp_path):
