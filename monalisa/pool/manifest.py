@@ -187,6 +187,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         raise fail(path, f"{key} cover {len(cells)} cells with repeats or gaps; the "
                          f"{len(pitches)}x{len(yaws)} grid needs each of {len(expected)} exactly once")
     engine = _get(data, "engine", dict, "", path)
+    if not isinstance(engine.get("params", {}), dict):
+        raise fail(path, "'engine.params' should be an object")
     extra = _format2(data, portrait, patch, expected, path) if fmt == FORMAT else {}
     return Manifest(
         portrait_file=_inside(_get(portrait, "file", str, "portrait.", path), "portrait.file", path),

@@ -111,6 +111,7 @@ def edit_manifest(pool_dir, change):
     (lambda d: d["grid"].update(yaw=[20.0, 0.0, -20.0]), "must increase"),
     (lambda d: d["patches"][0].pop("file"), r"missing 'patches\[0\]\.file'"),
     (lambda d: d.update(engine=[]), "'engine' should be dict"),
+    (lambda d: d["engine"].update(params="fast"), r"'engine\.params' should be an object"),
 ])
 def test_manifest_errors(tmp_path, change, message):
     out = write_pool(tmp_path / "pool")
