@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -195,15 +196,16 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
     painted = tuple(engine.painted_gaze()) if hasattr(engine, "painted_gaze") else (0.0, 0.0)
     idle = painted if options.idle == "painted" else (0.0, 0.0)
     stages = options.blink_stages if options.blinks and _blinks(engine) else ()
+    params = engine.params()
     writer = PoolWriter(options.out, image, sha256_file(options.portrait), engine.patch_rect(), yaws,
-                        pitches, engine.name, engine.params(), source=options.portrait.name,
+                        pitches, engine.name, params, source=options.portrait.name,
                         before_publish=_add_sheet if options.sheet else None, painted_gaze=painted,
                         neutral=(nearest_index(pitches, idle[1]), nearest_index(yaws, idle[0])),
                         blink_stages=stages, blink_rect=engine.blink_rect() if stages else None)
     shows = getattr(engine, "shows", None)
     _warn_beyond_reach(engine, yaws, pitches)
     first, moves = None, False
-    with writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
+    with contextlib.closing(engine), writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
                       disable=not progress, leave=False) as bar:
         for row, col in bar:
             patch = engine.render(yaws[col], pitches[row])
@@ -217,7 +219,7 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
                         "[warp] iris_travel too low?)", len(cells))
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
                         time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None,
-                        tuple(stages), head_text(engine), faces_found(engine.params().get("faces", [])))
+                        tuple(stages), head_text(engine), faces_found(params.get("faces", [])))
 
 
 def _warn_beyond_reach(engine: Engine, yaws: list[float], pitches: list[float]) -> None:
@@ -230,8 +232,8 @@ def _warn_beyond_reach(engine: Engine, yaws: list[float], pitches: list[float]) 
     beyond += [f"pitch {v:+g}" for v in pitches if not down - 0.05 <= v <= up + 0.05]
     if beyond:
         log.debug("this portrait can look from yaw %+.1f to %+.1f and pitch %+.1f to %+.1f degrees; %d grid "
-                    "direction(s) beyond that (%s) show the nearest it reaches, and the manifest says so",
-                    low, high, down, up, len(beyond), ", ".join(beyond[:3]) + (", ..." if len(beyond) > 3 else ""))
+                  "direction(s) beyond that (%s) show the nearest it reaches, and the manifest says so",
+                  low, high, down, up, len(beyond), ", ".join(beyond[:3]) + (", ..." if len(beyond) > 3 else ""))
 
 
 def _blinks(engine: Engine) -> bool:

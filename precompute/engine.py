@@ -26,6 +26,10 @@ class Engine(Protocol):
         """The RGB uint8 patch (patch_rect's size) with the gaze turned to (yaw, pitch) degrees."""
         ...
 
+    def close(self) -> None:
+        """Release what rendering holds (threads, sessions); the engine is not used afterwards."""
+        ...
+
 
 class BlinkingEngine(Engine, Protocol):
     """An engine that can also close the lids: the pool then carries blink stages per cell."""

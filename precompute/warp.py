@@ -150,6 +150,13 @@ class WarpEngine:
         out[self._rect.slices] = self._render(commands, 0.0, self._rect)
         return out
 
+    def close(self) -> None:
+        """Stop drawing ahead: cancel the queued head maps and end the worker thread (build_pool calls it)."""
+        self._ahead.clear()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+
     def _head_map(self, commands: list[Command]) -> tuple[np.ndarray, np.ndarray]:
         """The head part of the backward map over the patch. The last one is kept (a cell's blink
         stages and cells whose heads are clamped at a limit share it), and the next grid cells' are

@@ -138,6 +138,9 @@ class FommEngine:
             self.generated[index] = to_uint8(np.asarray(result))
         return self.generated[frame_index]
 
+    def close(self) -> None:
+        """Nothing to release: the model and the driving frames are plain memory."""
+
     def render(self, yaw: float, pitch: float) -> np.ndarray:
         """The patch for one direction: the generated head, upscaled and blended into the painting."""
         row, col = self.cell(yaw, pitch)

@@ -197,3 +197,20 @@ def test_a_face_only_the_cascade_finds_through_the_cli_with_eyes_marked(tmp_path
     idle_col = pool.neutral_cell()[1]
     assert magenta[:, 4 + idle_col * tile_w:4 + (idle_col + 1) * tile_w].sum() > 20  # marks on the idle tile
     assert magenta[:, 4:4 + tile_w].sum() == 0  # and only there
+
+
+def test_the_engine_is_closed_when_a_build_fails(tmp_path, monkeypatch):
+    """A build that fails mid-way stops the engine's look-ahead thread (no work left running)."""
+    from monalisa.config import Config
+    from monalisa.errors import PoolError
+    from precompute import build
+    from precompute.warp import WarpEngine
+
+    closed = []
+    real_close = WarpEngine.close
+    monkeypatch.setattr(WarpEngine, "close", lambda self: closed.append(True) or real_close(self))
+    monkeypatch.setattr(build.PoolWriter, "add", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("disk gone")))
+    options = build.PrecomputeOptions(portrait=GRACE, out=tmp_path / "pool", yaw_steps=3, sheet=False)
+    with pytest.raises(PoolError, match="disk gone"):
+        build.build_pool(options, Config(), progress=False)
+    assert closed == [True] and not (tmp_path / "pool").exists()
