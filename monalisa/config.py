@@ -159,6 +159,11 @@ class RenderConfig:
     max_fps: int = _key(60, "redraws per second of `preview` and `record` (the kiosk redraws per camera frame)",
                         min=1, max=500)
 
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        """``background`` ('#rrggbb', checked on load) as (r, g, b)."""
+        return int(self.background[1:3], 16), int(self.background[3:5], 16), int(self.background[5:7], 16)
+
 
 @dataclass
 class PoolConfig:

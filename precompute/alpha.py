@@ -11,8 +11,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def flatten_transparency(path: Path, rgb: np.ndarray, background: str) -> np.ndarray:
-    """``rgb`` (the decoded image at ``path``) composited over ``background`` (#rrggbb) by the file's alpha;
+def flatten_transparency(path: Path, rgb: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """``rgb`` (the decoded image at ``path``) composited over the ``background`` colour (r, g, b) by the file's alpha;
     ``rgb`` itself when the file has no transparent pixels."""
     from PIL import Image, UnidentifiedImageError
 
@@ -28,8 +28,9 @@ def flatten_transparency(path: Path, rgb: np.ndarray, background: str) -> np.nda
     alpha = rgba[..., 3:].astype(np.float32) / 255
     if alpha.min() >= 1:
         return rgb
-    colour = np.array([int(background[i:i + 2], 16) for i in (1, 3, 5)], np.float32)
+    colour = np.array(background, np.float32)
     flat = rgba[..., :3].astype(np.float32) * alpha + colour * (1 - alpha)
+    red, green, blue = background
     log.warning("%s has transparent pixels (%.0f%%); flattened onto the background colour %s ([render] "
-                "background)", path, 100 * float((alpha < 1).mean()), background)
+                "background)", path, 100 * float((alpha < 1).mean()), f"#{red:02x}{green:02x}{blue:02x}")
     return np.clip(np.round(flat), 0, 255).astype(np.uint8)

@@ -189,7 +189,7 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
     options.warn_if_no_centre()
     options.warn_if_still()
     start = time.perf_counter()
-    image = load_portrait(options.portrait, background=config.render.background)
+    image = load_portrait(options.portrait, background=config.render.background_rgb)
     engine = make_engine(image, options, config)
     yaws, pitches = options.yaws, options.pitches
     cells = [(row, col) for row in range(len(pitches)) for col in range(len(yaws))]

@@ -91,8 +91,8 @@ class FaceGeometry:
         return self.left_eye, self.right_eye
 
 
-def load_portrait(path: str | os.PathLike, background: str = "#000000") -> np.ndarray:
-    """Read an image file as RGB uint8 (transparency flattened onto ``background``, #rrggbb);
+def load_portrait(path: str | os.PathLike, background: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Read an image file as RGB uint8 (transparency flattened onto the ``background`` colour);
     PrecomputeError naming the file if that fails."""
     from precompute.alpha import flatten_transparency
 

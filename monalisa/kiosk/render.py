@@ -24,7 +24,6 @@ from monalisa.kiosk.scaling import (
     Layout,
     fit_rect,
     fit_window,
-    parse_colour,
     scale_image,
     scaled_blinks,
     scaled_patches,
@@ -76,7 +75,7 @@ class Renderer:
         self.pool = pool
         self.config = config
         self.headless = headless
-        self._background = parse_colour(config.background)
+        self._background = config.background_rgb
         self._fullscreen = config.fullscreen and not headless
         self._debug = config.debug
         self._debug_info: DebugInfo | None = None

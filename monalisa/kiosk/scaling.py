@@ -43,11 +43,6 @@ def fit_window(size: tuple[int, int], screen: tuple[int, int], margin: float = 0
     return (width, height) if scale >= 1.0 else (max(64, int(width * scale)), max(64, int(height * scale)))
 
 
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """'#rrggbb' -> (r, g, b)."""
-    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
-
-
 class Scaler:
     """Scales src_w x src_h images to dst_w x dst_h so that any region can be scaled on its own.
 
