@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import check  # noqa: E402  (this script's folder is on sys.path)
 
 from monalisa.config import Config  # noqa: E402
-from monalisa.ops.bench import BlinkingPool, bench_pool, format_report, grid_pool, measure, real_display  # noqa: E402
+from monalisa.ops.bench import bench_pool, format_report, measure, real_display  # noqa: E402
 from monalisa.pool.format import load_pool  # noqa: E402
+from monalisa.testing.pools import BlinkingPool, grid_pool  # noqa: E402
 from monalisa.testing.synthetic import Actor, Pose, render_video, walker  # noqa: E402
 
 SCREEN = (1920, 1080)

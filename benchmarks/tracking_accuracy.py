@@ -36,7 +36,8 @@ from _report import check  # noqa: E402  (this script's folder is on sys.path)
 
 from monalisa.config import Config  # noqa: E402
 from monalisa.kiosk.gaze import make_mapping  # noqa: E402
-from monalisa.ops.bench import BlinkingPool, grid_pool, measure  # noqa: E402
+from monalisa.ops.bench import measure  # noqa: E402
+from monalisa.testing.pools import BlinkingPool, grid_pool  # noqa: E402
 from monalisa.testing.synthetic import Actor, GroundTruth, Pose, load_heads, render_video, walker  # noqa: E402
 
 COLS = 33

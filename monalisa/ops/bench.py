@@ -157,28 +157,6 @@ def format_report(result: BenchResult, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def grid_pool(directory: str | Path, rows: int = 1, cols: int = 33, max_yaw: float = 30.0,
-              max_pitch: float = 15.0, portrait_size: tuple[int, int] = (96, 120),
-              patch: tuple[int, int, int, int] = (32, 32, 32, 16)) -> Pool:
-    """A plain pool with this grid (a grey portrait, one shade per cell), for measurements and tests.
-
-    ``portrait_size`` is (width, height); ``patch`` (x, y, width, height), e.g. a head-sized one.
-    """
-    from monalisa.pool.format import PoolWriter, load_pool
-    from monalisa.pool.geometry import Rect
-
-    rect = Rect(*patch)
-    portrait = np.full((portrait_size[1], portrait_size[0], 3), 96, np.uint8)
-    portrait[::8] = 60   # some texture, so scaling has work to do
-    yaws = np.linspace(-max_yaw, max_yaw, cols).tolist() if cols > 1 else [0.0]
-    pitches = np.linspace(max_pitch, -max_pitch, rows).tolist() if rows > 1 else [0.0]
-    with PoolWriter(directory, portrait, "0" * 64, rect, yaws, pitches, "grid", {}) as writer:
-        for row in range(rows):
-            for col in range(cols):
-                writer.add(row, col, np.full((rect.height, rect.width, 3), (40 * row + 6 * col) % 256, np.uint8))
-    return load_pool(directory)
-
-
 @contextlib.contextmanager
 def real_display(size: tuple[int, int] = (1920, 1080)) -> Iterator[str | None]:
     """$DISPLAY if set, else a private Xvfb screen of ``size`` while the block runs; None when neither exists."""
@@ -205,33 +183,6 @@ def real_display(size: tuple[int, int] = (1920, 1080)) -> Iterator[str | None]:
         os.environ.pop("DISPLAY", None)
         xvfb.terminate()
         xvfb.wait(timeout=10)
-
-
-class BlinkingPool:
-    """A pool with painted-on blink frames, for measurements and tests while a pool has none of its own.
-
-    Delegates everything to ``pool``; the blink rect is the middle band of the patch, and a stage with
-    closure c covers the top c of it with a lid-coloured band (the cell's own colour, darkened).
-    """
-
-    def __init__(self, pool: Pool, stages: tuple[float, ...] = (0.5, 1.0)):
-        from monalisa.pool.geometry import Rect
-
-        self._pool = pool
-        pr = pool.patch_rect
-        self.blink_stages = tuple(stages)
-        self.blink_rect = Rect(pr.x, pr.y + pr.height // 4, pr.width, max(1, pr.height // 2))
-        self._inner = self.blink_rect.relative_to(pr)
-
-    def __getattr__(self, name: str):
-        return getattr(self._pool, name)
-
-    def blink_patch(self, row: int, col: int, stage: int) -> np.ndarray:
-        """The cell's patch over blink_rect with the top ``closure`` of it shut (darkened)."""
-        pixels = self._pool.patches[(row, col)][self._inner.slices].copy()
-        lid = round(self.blink_stages[stage] * pixels.shape[0])
-        pixels[:lid] = (pixels[:lid].astype(np.uint16) * 3 // 5 + 40).astype(np.uint8)
-        return pixels
 
 
 def bench_pool(config: Config) -> Pool:

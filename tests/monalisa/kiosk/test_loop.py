@@ -11,7 +11,7 @@ from monalisa.config import Config
 from monalisa.kiosk.camera import Frame
 from monalisa.kiosk.detector import Face
 from monalisa.kiosk.loop import Kiosk, KioskOptions, TraceWriter, build_parts, run_kiosk
-from monalisa.ops.bench import grid_pool
+from monalisa.testing.pools import grid_pool
 
 FRAME_S = 1 / 30
 COLS = 33
@@ -363,7 +363,7 @@ class MediaTimeSource(FakeSource):
 
 def test_timers_run_on_the_frames_time_and_the_trace_records_blinks_and_glances(pool, tmp_path):
     from monalisa.kiosk.life import Life
-    from monalisa.ops.bench import BlinkingPool
+    from monalisa.testing.pools import BlinkingPool
 
     blinking = BlinkingPool(pool)
     config = Config()

@@ -10,9 +10,9 @@ from monalisa.errors import DisplayError
 from monalisa.kiosk.overlay import DebugInfo
 from monalisa.kiosk.render import Renderer
 from monalisa.kiosk.scaling import fit_rect, scale_image, scaled_patches
-from monalisa.ops.bench import BlinkingPool
 from monalisa.pool.format import PoolWriter, load_pool
 from monalisa.pool.geometry import Rect
+from monalisa.testing.pools import BlinkingPool
 
 ROWS, COLS = 3, 4
 PATCH = Rect(38, 52, 44, 30)

@@ -8,7 +8,8 @@ import pytest
 
 from monalisa.config import Config
 from monalisa.errors import MonalisaError, UsageError
-from monalisa.ops.bench import BenchResult, BlinkingPool, format_report, grid_pool, measure, run_bench
+from monalisa.ops.bench import BenchResult, format_report, measure, run_bench
+from monalisa.testing.pools import BlinkingPool, grid_pool
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,8 @@ def test_without_scikit_image_grace_hopper_is_the_only_head(no_scikit_image, tmp
 
 def test_bench_generates_its_video_without_scikit_image(no_scikit_image, tmp_path, capsys):
     from monalisa.config import Config
-    from monalisa.ops.bench import grid_pool, run_bench
+    from monalisa.ops.bench import run_bench
+    from monalisa.testing.pools import grid_pool
 
     pool = grid_pool(tmp_path / "pool", rows=1, cols=9)
     assert run_bench(Config(), None, 10, pool=pool) == 0
