@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "Run the kiosk loop on a video as fast as it goes, headless and in a real window; "
                      "print per-stage latency percentiles and throughput.", [common])
     bench.add_argument("--camera", metavar="FILE", help="video file (default: a generated one of a face walking)")
+    bench.add_argument("--pool", metavar="DIR", help="pool directory (default: [pool] path, else built-in)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="process at most N frames")
     bench.add_argument("--headless", action="store_true",
                        help="measure off-screen only (default: also in a real window, on $DISPLAY or Xvfb)")
@@ -222,8 +223,10 @@ def _check_writable(flag: str, path: Path) -> None:
 def cmd_bench(args, config) -> int:
     """Latency percentiles and throughput of the loop on a video."""
     from monalisa.ops.bench import run_bench
+    from monalisa.pool.format import load_pool
 
-    return run_bench(config, args.camera, args.frames, window=not args.headless)
+    pool = None if args.pool is None else load_pool(args.pool)
+    return run_bench(config, args.camera, args.frames, pool=pool, window=not args.headless)
 
 
 def cmd_preview(args, config) -> int:
