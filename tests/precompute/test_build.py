@@ -197,3 +197,13 @@ def test_a_face_only_the_cascade_finds_through_the_cli_with_eyes_marked(tmp_path
     idle_col = pool.neutral_cell()[1]
     assert magenta[:, 4 + idle_col * tile_w:4 + (idle_col + 1) * tile_w].sum() > 20  # marks on the idle tile
     assert magenta[:, 4:4 + tile_w].sum() == 0  # and only there
+
+
+def test_summary_line_says_frame_and_stage_in_the_singular():
+    from monalisa.pool.geometry import Rect
+    from precompute.build import BuildSummary
+
+    one = BuildSummary(Path("p"), 1, 1, Rect(0, 0, 4, 4), 1.0, None, blink_stages=(1.0,)).line()
+    assert "1 frame (1x1) + 1 blink stage each," in one
+    many = BuildSummary(Path("p"), 1, 3, Rect(0, 0, 4, 4), 1.0, None, blink_stages=(0.5, 1.0)).line()
+    assert "3 frames (1x3) + 2 blink stages each," in many
