@@ -305,8 +305,8 @@ def pool_info(pool) -> str:
         f"pool       {pool.directory}",
         f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
         f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.patches)} frames",
-        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg",
-        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg",
+        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg" + _reach(m, "yaw", m.yaws),
+        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg" + _reach(m, "pitch", m.pitches),
         f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",
         f"gaze       painted yaw {m.painted_gaze[0]:+.1f}, pitch {m.painted_gaze[1]:+.1f} deg; idle cell "
         f"r{idle[0]} c{idle[1]} (yaw {m.yaws[idle[1]]:+.1f}, pitch {m.pitches[idle[0]]:+.1f})",
@@ -318,6 +318,16 @@ def pool_info(pool) -> str:
         *_face_lines(m.engine_params.get("faces", [])),
         f"created    {m.created}",
     ])
+
+
+def _reach(m, axis: str, grid) -> str:
+    """"" when the frames show the grid's directions, else the range they really show (cells beyond the
+    engine's reach repeat its furthest frame, so some columns or rows look the same)."""
+    shown = sorted({getattr(p, axis) for p in m.patches})
+    low, high = min(grid), max(grid)
+    if not shown or (abs(shown[0] - low) < 0.05 and abs(shown[-1] - high) < 0.05):
+        return ""
+    return f" (the frames reach {shown[0]:+.1f} .. {shown[-1]:+.1f}: beyond that they repeat the last one)"
 
 
 def _face_lines(faces: list[dict]) -> list[str]:
