@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "Run the kiosk loop on a video as fast as it goes, headless and in a real window; "
                      "print per-stage latency percentiles and throughput.", [common])
     bench.add_argument("--camera", metavar="FILE", help="video file (default: a generated one of a face walking)")
+    bench.add_argument("--pool", metavar="DIR", help="pool directory (default: [pool] path, else built-in)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="process at most N frames")
     bench.add_argument("--headless", action="store_true",
                        help="measure off-screen only (default: also in a real window, on $DISPLAY or Xvfb)")
@@ -222,8 +223,10 @@ def _check_writable(flag: str, path: Path) -> None:
 def cmd_bench(args, config) -> int:
     """Latency percentiles and throughput of the loop on a video."""
     from monalisa.ops.bench import run_bench
+    from monalisa.pool.format import load_pool
 
-    return run_bench(config, args.camera, args.frames, window=not args.headless)
+    pool = None if args.pool is None else load_pool(args.pool)
+    return run_bench(config, args.camera, args.frames, pool=pool, window=not args.headless)
 
 
 def cmd_preview(args, config) -> int:
@@ -302,8 +305,8 @@ def pool_info(pool) -> str:
         f"pool       {pool.directory}",
         f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
         f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.patches)} frames",
-        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg",
-        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg",
+        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg" + _reach(m, "yaw", m.yaws),
+        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg" + _reach(m, "pitch", m.pitches),
         f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",
         f"gaze       painted yaw {m.painted_gaze[0]:+.1f}, pitch {m.painted_gaze[1]:+.1f} deg; idle cell "
         f"r{idle[0]} c{idle[1]} (yaw {m.yaws[idle[1]]:+.1f}, pitch {m.pitches[idle[0]]:+.1f})",
@@ -315,6 +318,16 @@ def pool_info(pool) -> str:
         *_face_lines(m.engine_params.get("faces", [])),
         f"created    {m.created}",
     ])
+
+
+def _reach(m, axis: str, grid) -> str:
+    """"" when the frames show the grid's directions, else the range they really show (cells beyond the
+    engine's reach repeat its furthest frame, so some columns or rows look the same)."""
+    shown = sorted({getattr(p, axis) for p in m.patches})
+    low, high = min(grid), max(grid)
+    if not shown or (abs(shown[0] - low) < 0.05 and abs(shown[-1] - high) < 0.05):
+        return ""
+    return f" (the frames reach {shown[0]:+.1f} .. {shown[-1]:+.1f}: beyond that they repeat the last one)"
 
 
 def _face_lines(faces: list[dict]) -> list[str]:

@@ -129,8 +129,10 @@ class BuildSummary:
     faces: str = ""             # how the faces were found, e.g. "1 face by facemesh"
 
     def line(self) -> str:
-        blinks = f" + {len(self.blink_stages)} blink stages each" if self.blink_stages else ""
-        text = (f"pool {self.out}: {self.rows * self.cols} frames ({self.rows}x{self.cols}){blinks}, "
+        stages = len(self.blink_stages)
+        blinks = f" + {stages} blink stage{'s' if stages != 1 else ''} each" if stages else ""
+        frames = self.rows * self.cols
+        text = (f"pool {self.out}: {frames} frame{'s' if frames != 1 else ''} ({self.rows}x{self.cols}){blinks}, "
                 f"patch {self.patch.width}x{self.patch.height} at ({self.patch.x}, {self.patch.y}), "
                 f"{self.seconds:.1f} s")
         text += f"; {self.faces}" if self.faces else ""

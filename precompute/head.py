@@ -229,7 +229,7 @@ class HeadModel:
         to_edge = cv2.distanceTransform(node_region, cv2.DIST_L2, 5)
         t = np.clip(from_hull / np.maximum(from_hull + to_edge, 1e-6), 0, 1)
         t = np.where(hull, 0.0, cv2.GaussianBlur(t, (0, 0), OUTLINE_SMOOTH * self.face_width / self.step))
-        outer = np.where(node_region > 0, spread * np.sqrt(1 - t * t), 0.0)
+        outer = np.where(node_region > 0, spread * np.sqrt(np.clip(1 - t * t, 0.0, None)), 0.0)
         depth = np.where(hull, face, outer)
         sigma = SMOOTH * self.face_width / self.step
         return cv2.GaussianBlur(depth, (0, 0), sigma)

@@ -35,8 +35,9 @@ def export_frames(pool: Pool, out: str | os.PathLike, blinks: bool = False) -> l
     """Write every full frame, exactly as the kiosk shows it, in export order; with ``blinks`` also every
     cell's blink stages (blink_NNN_sK.png: frame NNN at stage K); atomic."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(p for p in out.iterdir()
-                                                  if not p.name.startswith(("frame_", "blink_")))):
+    if out.exists() and not out.is_dir():
+        raise PoolError(f"{out}: is a file, not a directory; --out takes a directory for the frames")
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(("frame_", "blink_"))):
         raise PoolError(f"{out}: exists and holds other files; choose an empty or new directory")
     if blinks and not pool.blink_stages:
         raise UsageError(f"{pool.directory}: the pool has no blink stages (built with --no-blinks, by an engine "

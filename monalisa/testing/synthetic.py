@@ -117,18 +117,24 @@ def load_heads() -> dict[str, Head]:
     """Cut the head out of each shipped portrait and find its iris centres with FaceMesh."""
     import mediapipe as mp  # only generation needs it
 
+    from monalisa.mp_quiet import quiet_stderr
+
     heads = {}
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
-        for name, portrait in shipped_portraits().items():
-            found = mesh.process(portrait).multi_face_landmarks
-            if not found:
-                raise MonalisaError(f"synthetic: FaceMesh found no face in {name}")
-            h, w = portrait.shape[:2]
-            points = found[0].landmark
-            # 468 / 473: iris centres of the person's right / left eye (image left / right)
-            left = (points[468].x * w, points[468].y * h)
-            right = (points[473].x * w, points[473].y * h)
-            heads[name] = _cut_head(name, portrait, left, right)
+    portraits = shipped_portraits()
+    # MediaPipe logs its set-up straight to fd 2, from its own threads, until the first image is through
+    with quiet_stderr(), mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
+        found_all = {name: mesh.process(portrait).multi_face_landmarks for name, portrait in portraits.items()}
+    for name, portrait in portraits.items():
+        found = found_all[name]
+        if not found:
+            raise MonalisaError(f"synthetic: FaceMesh found no face in {name}")
+        h, w = portrait.shape[:2]
+        points = found[0].landmark
+        # 468 / 473: iris centres of the person's right / left eye (image left / right)
+        left = (points[468].x * w, points[468].y * h)
+        right = (points[473].x * w, points[473].y * h)
+        heads[name] = _cut_head(name, portrait, left, right)
     return heads
 
 

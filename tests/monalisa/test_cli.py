@@ -27,6 +27,21 @@ def test_pool_info(pool_dir, capsys):
     assert "2 row(s) x 3 column(s) = 6 frames" in out and "engine     test" in out
 
 
+def test_pool_info_says_when_frames_reach_less_than_the_grid(tmp_path, capsys):
+    from monalisa.pool.format import PoolWriter
+    from monalisa.testing.pools import PATCH, cell_patch, portrait_image
+
+    yaws = [-30.0, 0.0, 30.0]
+    with PoolWriter(tmp_path / "p", portrait_image(), "ab" * 32, PATCH, yaws, [0.0], "test", {}, "p.png") as w:
+        w.add(0, 0, cell_patch(0, 0), shows=(-17.4, 0.0))
+        w.add(0, 1, cell_patch(0, 1))
+        w.add(0, 2, cell_patch(0, 2))
+    assert main(["pool", "info", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "-30.0 .. +30.0 deg (the frames reach -17.4 .. +30.0" in out
+    assert "pitch      +0.0 .. +0.0 deg\n" in out
+
+
 def test_pool_export_sheet_gif(pool_dir, tmp_path, capsys):
     assert main(["pool", "export", str(pool_dir), "--out", str(tmp_path / "frames")]) == 0
     assert len(list((tmp_path / "frames").glob("frame_*.png"))) == 6

@@ -214,3 +214,13 @@ def test_the_engine_is_closed_when_a_build_fails(tmp_path, monkeypatch):
     with pytest.raises(PoolError, match="disk gone"):
         build.build_pool(options, Config(), progress=False)
     assert closed == [True] and not (tmp_path / "pool").exists()
+
+
+def test_summary_line_says_frame_and_stage_in_the_singular():
+    from monalisa.pool.geometry import Rect
+    from precompute.build import BuildSummary
+
+    one = BuildSummary(Path("p"), 1, 1, Rect(0, 0, 4, 4), 1.0, None, blink_stages=(1.0,)).line()
+    assert "1 frame (1x1) + 1 blink stage each," in one
+    many = BuildSummary(Path("p"), 1, 3, Rect(0, 0, 4, 4), 1.0, None, blink_stages=(0.5, 1.0)).line()
+    assert "3 frames (1x3) + 2 blink stages each," in many

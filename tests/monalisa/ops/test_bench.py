@@ -97,3 +97,13 @@ def test_blinking_pool_paints_lids_over_the_eye_band(pool):
     open_eyes = pool.patches[(0, 3)][rect.relative_to(pool.patch_rect).slices]
     assert (shut != open_eyes).any(axis=-1).all()
     assert (half != open_eyes).any(axis=-1).mean() == pytest.approx(0.5, abs=0.13)
+
+
+def test_bench_command_measures_the_pool_given_with_pool(tmp_path, capsys):
+    from monalisa.cli import main
+    from monalisa.testing.synthetic import walking_video
+
+    grid_pool(tmp_path / "p", rows=1, cols=5)
+    walking_video(tmp_path / "walk.avi", seconds=1.0)
+    assert main(["bench", "--headless", "--pool", str(tmp_path / "p"), "--camera", str(tmp_path / "walk.avi")]) == 0
+    assert "pool 1x5" in capsys.readouterr().out

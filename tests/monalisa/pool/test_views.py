@@ -37,6 +37,13 @@ def test_export_refuses_a_directory_with_other_files(pool, tmp_path):
         export_frames(pool, tmp_path / "mine")
 
 
+def test_export_onto_a_file_says_it_is_a_file(pool, tmp_path):
+    (tmp_path / "portrait.jpg").write_bytes(b"x")
+    with pytest.raises(PoolError, match="is a file, not a directory"):
+        export_frames(pool, tmp_path / "portrait.jpg")
+    assert (tmp_path / "portrait.jpg").read_bytes() == b"x"
+
+
 def test_export_twice_replaces(pool, tmp_path):
     export_frames(pool, tmp_path / "frames")
     assert len(export_frames(pool, tmp_path / "frames")) == 6
