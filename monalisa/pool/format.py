@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,8 @@ class PoolWriter:
         self.entries: list[PatchEntry] = []
         self.blinks: list[BlinkEntry] = []
         self.tmp: Path | None = None
+        self._encoder: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
         self._writing: AbstractContextManager[PoolWriter] | None = None
 
     def __enter__(self) -> PoolWriter:
@@ -216,14 +219,19 @@ class PoolWriter:
 
     @contextmanager
     def _write(self) -> Iterator[PoolWriter]:
-        with staged_dir(self.out, PoolError) as tmp:
-            self.tmp = tmp
+        # PNG encoding runs on its own thread (OpenCV releases the GIL), overlapping the engine's rendering;
+        # the executor is left (its writes finished) before the temp dir is published or removed.
+        with staged_dir(self.out, PoolError) as tmp, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-writer") as encoder:
+            self.tmp, self._encoder, self._pending = tmp, encoder, []
             try:
                 (tmp / PATCHES_DIR).mkdir()
                 if self.blink_stages:
                     (tmp / BLINKS_DIR).mkdir()
                 write_image(tmp / PORTRAIT_FILE, self.portrait)
                 yield self
+                for pending in self._pending:
+                    pending.result()  # an OSError from a write surfaces here
                 self._write_manifest()
                 if self.before_publish is not None:
                     self.before_publish(tmp)
@@ -236,7 +244,7 @@ class PoolWriter:
         assert self.tmp is not None, "use PoolWriter as a context manager"
         _check_patch(patch, self.patch, f"patch for cell ({row}, {col})")
         name = f"{PATCHES_DIR}/r{row:02d}_c{col:02d}.png"
-        write_image(self.tmp / name, patch)
+        self._store(name, patch)
         yaw, pitch = shows if shows is not None else (self.yaws[col], self.pitches[row])
         self.entries.append(PatchEntry(name, row, col, round(float(yaw), 3), round(float(pitch), 3)))
 
@@ -248,8 +256,13 @@ class PoolWriter:
                             f"{len(self.blink_stages)} blink stages")
         _check_patch(patch, self.blink_rect, f"blink stage {stage} of cell ({row}, {col})")
         name = f"{BLINKS_DIR}/r{row:02d}_c{col:02d}_s{stage}.png"
-        write_image(self.tmp / name, patch)
+        self._store(name, patch)
         self.blinks.append(BlinkEntry(name, row, col, stage))
+
+    def _store(self, name: str, pixels: np.ndarray) -> None:
+        """Queue one image for the encoder thread (a copy: the caller may reuse its buffer)."""
+        assert self.tmp is not None and self._encoder is not None
+        self._pending.append(self._encoder.submit(write_image, self.tmp / name, pixels.copy()))
 
     def _write_manifest(self) -> None:
         assert self.tmp is not None
