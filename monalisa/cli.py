@@ -255,7 +255,7 @@ def cmd_precompute(args, config) -> int:
 
 def cmd_eyes(args, config) -> int:
     """Pick eye points in a window; print the --eyes arguments or build the pool."""
-    from precompute.eye_picker import PickedFace, run_picker
+    from precompute.eye_picker import PickedFace, PickerCancelled, run_picker
     from precompute.portrait import load_portrait
 
     for values in args.eyes:
@@ -263,7 +263,11 @@ def cmd_eyes(args, config) -> int:
             raise UsageError("--eyes takes LX,LY,RX,RY or LX,LY,RX,RY,R (pixels)")
     image = load_portrait(args.portrait)
     start = [PickedFace([(v[0], v[1]), (v[2], v[3])], v[4] if len(v) == 5 else None) for v in args.eyes]
-    picked = run_picker(image, args.portrait.name, start)
+    try:
+        picked = run_picker(image, args.portrait.name, start)
+    except PickerCancelled as cancelled:  # Esc: the user's choice, not a failure to report as an error
+        print(f"monalisa eyes: {cancelled}", file=sys.stderr)
+        return cancelled.exit_code
     if args.out is None:
         print(" ".join(f"--eyes {value}" for value in picked))
         return 0
