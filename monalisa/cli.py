@@ -287,7 +287,7 @@ def cmd_pool(args, config) -> int:
 
     pool = load_pool(args.pool)
     if args.pool_command == "info":
-        print(pool_info(pool))
+        print(views.info_text(pool))
     elif args.pool_command == "export":
         paths = views.export_frames(pool, args.out, blinks=args.blinks)
         blinks = sum(p.name.startswith("blink_") for p in paths)
@@ -298,47 +298,6 @@ def cmd_pool(args, config) -> int:
     else:
         print(f"wrote {views.write_gif(pool, args.out, width=args.width, full=args.full)}")
     return 0
-
-
-def pool_info(pool) -> str:
-    """A few lines describing a pool."""
-    m = pool.manifest
-    params = ", ".join(f"{k}={v}" for k, v in m.engine_params.items() if not isinstance(v, (list, dict)))
-    idle, b = pool.neutral_cell(), m.blink_rect
-    return "\n".join([
-        f"pool       {pool.directory}",
-        f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
-        f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.patches)} frames",
-        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg" + _reach(m, "yaw", m.yaws),
-        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg" + _reach(m, "pitch", m.pitches),
-        f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",
-        f"gaze       painted yaw {m.painted_gaze[0]:+.1f}, pitch {m.painted_gaze[1]:+.1f} deg; idle cell "
-        f"r{idle[0]} c{idle[1]} (yaw {m.yaws[idle[1]]:+.1f}, pitch {m.pitches[idle[0]]:+.1f})",
-        "blinks     " + (f"{len(m.blink_stages)} stages per cell (closure "
-                         f"{', '.join(f'{s:g}' for s in m.blink_stages)}), {b.width}x{b.height} at ({b.x}, {b.y})"
-                         if b is not None else "none"),
-        f"format     {m.format}",
-        f"engine     {m.engine}" + (f" ({params})" if params else ""),
-        *_face_lines(m.engine_params.get("faces", [])),
-        f"created    {m.created}",
-    ])
-
-
-def _reach(m, axis: str, grid) -> str:
-    """"" when the frames show the grid's directions, else the range they really show (cells beyond the
-    engine's reach repeat its furthest frame, so some columns or rows look the same)."""
-    shown = sorted({getattr(p, axis) for p in m.patches})
-    low, high = min(grid), max(grid)
-    if not shown or (abs(shown[0] - low) < 0.05 and abs(shown[-1] - high) < 0.05):
-        return ""
-    return f" (the frames reach {shown[0]:+.1f} .. {shown[-1]:+.1f}: beyond that they repeat the last one)"
-
-
-def _face_lines(faces: list[dict]) -> list[str]:
-    """One line per face: how it was found and the eye points and iris radii used."""
-    return [f"face {i + 1:<5d} {face.get('from', '?')}" + (f" ({face['how']})" if face.get("how") else "") + ": eyes "
-            + ", ".join(f"({x:g}, {y:g}) r {r:g}" for x, y, r in face.get("eyes", []))
-            for i, face in enumerate(faces)]
 
 
 def cmd_record(args, config) -> int:

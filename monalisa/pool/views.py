@@ -1,4 +1,4 @@
-"""Ways to look at a pool: every composited frame, a contact sheet, an animated sweep."""
+"""Ways to look at a pool: its summary (`pool info`), every composited frame, a contact sheet, a sweep."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from monalisa.errors import PoolError, UsageError
 from monalisa.images import write_image
 from monalisa.pool.format import Pool
 from monalisa.pool.geometry import Rect
+from monalisa.pool.manifest import Manifest
 
 SHEET_COLUMNS = 11
 EYE_MARK_RGB = (255, 60, 200)  # eye points and iris radii on the idle tile
@@ -168,3 +169,44 @@ def _write_mp4(path: Path, frames: list[np.ndarray], fps: float, out: Path) -> N
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+
+
+def info_text(pool: Pool) -> str:
+    """`monalisa pool info`: a few lines describing a pool (grid, reach, gaze, blinks, faces, engine)."""
+    m = pool.manifest
+    params = ", ".join(f"{k}={v}" for k, v in m.engine_params.items() if not isinstance(v, (list, dict)))
+    idle, b = pool.neutral_cell(), m.blink_rect
+    return "\n".join([
+        f"pool       {pool.directory}",
+        f"portrait   {m.source or m.portrait_file} {m.width}x{m.height} sha256 {m.portrait_sha256[:16]}",
+        f"grid       {m.rows} row(s) x {m.cols} column(s) = {len(m.patches)} frames",
+        f"yaw        {m.yaws[0]:+.1f} .. {m.yaws[-1]:+.1f} deg" + _reach(m, "yaw", m.yaws),
+        f"pitch      {m.pitches[0]:+.1f} .. {m.pitches[-1]:+.1f} deg" + _reach(m, "pitch", m.pitches),
+        f"patch      {m.patch.width}x{m.patch.height} at ({m.patch.x}, {m.patch.y})",
+        f"gaze       painted yaw {m.painted_gaze[0]:+.1f}, pitch {m.painted_gaze[1]:+.1f} deg; idle cell "
+        f"r{idle[0]} c{idle[1]} (yaw {m.yaws[idle[1]]:+.1f}, pitch {m.pitches[idle[0]]:+.1f})",
+        "blinks     " + (f"{len(m.blink_stages)} stages per cell (closure "
+                         f"{', '.join(f'{s:g}' for s in m.blink_stages)}), {b.width}x{b.height} at ({b.x}, {b.y})"
+                         if b is not None else "none"),
+        f"format     {m.format}",
+        f"engine     {m.engine}" + (f" ({params})" if params else ""),
+        *_face_lines(m.engine_params.get("faces", [])),
+        f"created    {m.created}",
+    ])
+
+
+def _reach(m: Manifest, axis: str, grid: tuple[float, ...]) -> str:
+    """"" when the frames show the grid's directions, else the range they really show (cells beyond the
+    engine's reach repeat its furthest frame, so some columns or rows look the same)."""
+    shown = sorted({getattr(p, axis) for p in m.patches})
+    low, high = min(grid), max(grid)
+    if not shown or (abs(shown[0] - low) < 0.05 and abs(shown[-1] - high) < 0.05):
+        return ""
+    return f" (the frames reach {shown[0]:+.1f} .. {shown[-1]:+.1f}: beyond that they repeat the last one)"
+
+
+def _face_lines(faces: list[dict]) -> list[str]:
+    """One line per face: how it was found and the eye points and iris radii used."""
+    return [f"face {i + 1:<5d} {face.get('from', '?')}" + (f" ({face['how']})" if face.get("how") else "") + ": eyes "
+            + ", ".join(f"({x:g}, {y:g}) r {r:g}" for x, y, r in face.get("eyes", []))
+            for i, face in enumerate(faces)]
