@@ -205,7 +205,6 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
                         neutral=(nearest_index(pitches, idle[1]), nearest_index(yaws, idle[0])),
                         blink_stages=stages, blink_rect=engine.blink_rect() if stages else None)
     shows = getattr(engine, "shows", None)
-    _warn_beyond_reach(engine, yaws, pitches)
     first, moves = None, False
     with contextlib.closing(engine), writer, tqdm(cells, desc=f"{engine.name} {options.portrait.name}", unit="frame",
                       disable=not progress, leave=False) as bar:
@@ -222,20 +221,6 @@ def build_pool(options: PrecomputeOptions, config: Config, progress: bool = True
     return BuildSummary(options.out, len(pitches), len(yaws), engine.patch_rect(),
                         time.perf_counter() - start, options.out / SHEET_FILE if options.sheet else None,
                         tuple(stages), head_text(engine), faces_found(params.get("faces", [])))
-
-
-def _warn_beyond_reach(engine: Engine, yaws: list[float], pitches: list[float]) -> None:
-    """Log (debug: the summary line gives the reach) grid directions beyond what the portrait can show."""
-    reach = getattr(engine, "reach", None)
-    if reach is None:
-        return
-    low, high, down, up = reach()
-    beyond = [f"yaw {v:+g}" for v in yaws if not low - 0.05 <= v <= high + 0.05]
-    beyond += [f"pitch {v:+g}" for v in pitches if not down - 0.05 <= v <= up + 0.05]
-    if beyond:
-        log.debug("this portrait can look from yaw %+.1f to %+.1f and pitch %+.1f to %+.1f degrees; %d grid "
-                  "direction(s) beyond that (%s) show the nearest it reaches, and the manifest says so",
-                  low, high, down, up, len(beyond), ", ".join(beyond[:3]) + (", ..." if len(beyond) > 3 else ""))
 
 
 def _blinks(engine: Engine) -> bool:

@@ -309,7 +309,7 @@ class FaceMeshReader:
         from precompute.perceived import GazeSession
 
         self.session = GazeSession()
-        self._reference: dict[int, np.ndarray] = {}
+        self._reference: dict[tuple[int, int, int], np.ndarray] = {}   # by head square: one per face
 
     def _square(self, face: FaceGeometry) -> tuple[int, int, int]:
         from precompute.perceived import head_square
@@ -319,24 +319,26 @@ class FaceMeshReader:
     def painted(self, image: np.ndarray, face: FaceGeometry) -> Reading | None:
         from precompute.perceived import read_gaze
 
-        reading = read_gaze(image, self._square(face), self.session)
+        square = self._square(face)
+        reading = read_gaze(image, square, self.session)
         if reading is not None:
-            steady = self._steady(image, self._square(face))
-            self._reference[id(face)] = reading.landmarks if steady is None else steady
+            steady = self._steady(image, square)
+            self._reference[square] = reading.landmarks if steady is None else steady
         return reading
 
     def frame(self, image: np.ndarray, face: FaceGeometry) -> Reading | None:
         from precompute.perceived import read_gaze
 
-        reference = self._reference.get(id(face))
+        square = self._square(face)
+        reference = self._reference.get(square)
         if reference is None:
             return None
-        return read_gaze(image, self._square(face), self.session, reference=reference)
+        return read_gaze(image, square, self.session, reference=reference)
 
     def unchanged(self, face: FaceGeometry) -> Reading | None:
         from precompute.perceived import relative_reading
 
-        reference = self._reference.get(id(face))
+        reference = self._reference.get(self._square(face))
         return None if reference is None else relative_reading(reference, reference)
 
     def _steady(self, image: np.ndarray, square: tuple[int, int, int]) -> np.ndarray | None:
