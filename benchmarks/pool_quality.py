@@ -47,13 +47,12 @@ from monalisa.images import read_image
 from monalisa.pool.format import Pool, load_pool
 from precompute.perceived import (
     GazeReading,
-    GazeSession,
     head_square,
     read_gaze,
     relative_reading,
     steady_landmarks,
 )
-from precompute.portrait import find_faces
+from precompute.portrait import FaceMeshSession, find_faces
 
 TTA_VIEWS = 8
 TTA_JITTER = (2.0, 0.03)        # most shift (px of the 512-px crop) and scale change of a view
@@ -165,7 +164,7 @@ class FaceReport:
     info: dict[str, float]               # printed, not judged
 
 
-def measure(pool: Pool, portrait: np.ndarray, session: GazeSession, views: int = TTA_VIEWS) -> list[FaceReport]:
+def measure(pool: Pool, portrait: np.ndarray, session: FaceMeshSession, views: int = TTA_VIEWS) -> list[FaceReport]:
     """Measure every face of the portrait in every frame of the pool."""
     faces = find_faces(portrait, session=session)
     squares = [head_square(face.landmarks) for face in faces]
@@ -292,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.pool} was built from a {pool.portrait.shape[1]}x{pool.portrait.shape[0]} "
                          f"portrait, not this {portrait.shape[1]}x{portrait.shape[0]} one")
     start = time.perf_counter()
-    with GazeSession() as session:
+    with FaceMeshSession() as session:
         reports = measure(pool, portrait, session, args.tta)
         if args.sheet:
             write_sheet(pool, find_faces(portrait, "largest", session=session)[0].box, args.sheet)

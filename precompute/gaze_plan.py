@@ -306,9 +306,9 @@ class FaceMeshReader:
     """
 
     def __init__(self) -> None:
-        from precompute.perceived import GazeSession
+        from precompute.portrait import FaceMeshSession
 
-        self.session = GazeSession()
+        self.session = FaceMeshSession()
         self._reference: dict[tuple[int, int, int], np.ndarray] = {}   # by head square: one per face
 
     def _square(self, face: FaceGeometry) -> tuple[int, int, int]:

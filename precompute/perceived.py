@@ -29,7 +29,7 @@ pixels: x right, y down, z away from the camera).
   pool's frames, against the portrait's own landmarks) keep the issue's head + asin(shift / 0.43).
 
 No face in the square makes ``read_gaze`` return None (a benchmark counts misses); ``head_square`` on an
-image without a face raises PrecomputeError. One FaceMesh graph (a ``GazeSession``) serves many reads.
+image without a face raises PrecomputeError. One FaceMesh graph (a ``FaceMeshSession``) serves many reads.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monalisa.mp_quiet import quiet_stderr
 from precompute.portrait import FaceMeshSession, find_faces
 
 CROP_SIDE = 512                 # the head square is read at this many pixels
@@ -75,22 +74,6 @@ class GazeReading:
         return self.head_pitch + self.eye_pitch
 
 
-class GazeSession(FaceMeshSession):
-    """A FaceMeshSession that also returns FaceMesh's depth: one graph for many reads."""
-
-    def landmarks_3d(self, image: np.ndarray) -> list[np.ndarray]:
-        """Landmarks (478, 3) in ``image`` pixels (z scaled like x) for every face FaceMesh finds."""
-        if self._mesh is None:
-            raise RuntimeError("GazeSession used after close()")
-        with quiet_stderr() if self._quiet else contextlib.nullcontext():
-            result = self._mesh.process(np.ascontiguousarray(image))
-        if result.multi_face_landmarks:
-            self._quiet = False
-        height, width = image.shape[:2]
-        return [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float64)
-                for face in result.multi_face_landmarks or []]
-
-
 def head_square(image_or_landmarks: np.ndarray, session: FaceMeshSession | None = None) -> tuple[int, int, int]:
     """(x0, y0, size) of the square around a head: 1.9x the larger side of its landmarks' box, centred
     on the box. Give landmarks (N, 2 or 3, image pixels) or an image (its largest face is used;
@@ -113,30 +96,31 @@ def crop_square(image: np.ndarray, square: tuple[float, float, float], side: int
 
 
 def read_gaze(image: np.ndarray, square: tuple[float, float, float] | None = None,
-              session: GazeSession | None = None, reference: np.ndarray | None = None) -> GazeReading | None:
+              session: FaceMeshSession | None = None, reference: np.ndarray | None = None) -> GazeReading | None:
     """The perceived gaze of the face in ``square`` of ``image`` (default: the largest face's head square);
     head pose relative to ``reference`` landmarks (a GazeReading's, read on the same square) when given,
     else absolute. None when FaceMesh finds no face in the square."""
-    with contextlib.nullcontext(session) if session is not None else GazeSession() as mesh:
+    with contextlib.nullcontext(session) if session is not None else FaceMeshSession() as mesh:
         if square is None:
             square = head_square(image, mesh)
         crop = crop_square(image, square)
-        points = _central_face(mesh.landmarks_3d(crop))
+        points = _central_face(mesh.landmarks(crop, with_z=True))
         if points is None:
             return None
         if reference is not None:
             return relative_reading(points, reference)
-        mirrored = _central_face(mesh.landmarks_3d(np.ascontiguousarray(crop[:, ::-1])))
+        mirrored = _central_face(mesh.landmarks(np.ascontiguousarray(crop[:, ::-1]), with_z=True))
     return None if mirrored is None else absolute_reading(points, mirrored)
 
 
-def square_landmarks(image: np.ndarray, square: tuple[float, float, float], session: GazeSession) -> np.ndarray | None:
+def square_landmarks(image: np.ndarray, square: tuple[float, float, float],
+                     session: FaceMeshSession) -> np.ndarray | None:
     """The 3D landmarks (478, 3) of the face nearest the centre of ``square``, in pixels of the
     512-px square (a float square reads a sub-pixel crop); None if FaceMesh finds no face there."""
-    return _central_face(session.landmarks_3d(crop_square(image, square)))
+    return _central_face(session.landmarks(crop_square(image, square), with_z=True))
 
 
-def steady_landmarks(image: np.ndarray, square: tuple[float, float, float], session: GazeSession,
+def steady_landmarks(image: np.ndarray, square: tuple[float, float, float], session: FaceMeshSession,
                      views: Iterable[Sequence[float]]) -> np.ndarray | None:
     """Landmarks in the 512-px frame of ``square``, the mean over ``views`` (dx, dy in crop pixels, relative
     size change) of slightly moved squares: one read's own error would shift every reading made against

@@ -19,7 +19,6 @@ from precompute.perceived import (
     EYE_RADIUS_WIDTHS,
     FOREHEAD,
     GazeReading,
-    GazeSession,
     direction_angles,
     eye_angles,
     head_square,
@@ -29,7 +28,7 @@ from precompute.perceived import (
     sight_yaw,
     symmetric_head_angles,
 )
-from precompute.portrait import load_portrait
+from precompute.portrait import FaceMeshSession, load_portrait
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "pool_quality.py"
@@ -46,7 +45,7 @@ def rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def session():
-    with GazeSession() as mesh:
+    with FaceMeshSession() as mesh:
         yield mesh
 
 
