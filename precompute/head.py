@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from monalisa.pool.geometry import Rect
+from precompute.eyes import smoothstep
 from precompute.portrait import FaceGeometry
 
 NODE_STEP = 4              # node grid spacing in portrait pixels (the map is affine per triangle)
@@ -191,7 +192,7 @@ class HeadModel:
         by_label = np.full(nearest.max() + 1, low)
         by_label[nearest[edge_y, edge_x]] = widths[edge_y, edge_x]
         band = by_label[nearest]
-        return 1 - _smoothstep(outside / band)
+        return 1 - smoothstep(outside / band)
 
     def _depth(self, points: np.ndarray, region: np.ndarray, grid_x: np.ndarray,
                grid_y: np.ndarray) -> np.ndarray:
@@ -368,8 +369,3 @@ def segment_person(image: np.ndarray, faces: list[FaceGeometry]) -> np.ndarray:
     if result.segmentation_mask is not None:
         mask[top:bottom, left:right] = result.segmentation_mask
     return mask
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
