@@ -311,15 +311,13 @@ def run_picker(image: np.ndarray, title: str, faces: list[PickedFace] | None = N
     import pygame as pg
 
     from monalisa.errors import DisplayError
-    from monalisa.kiosk.render import require_a_screen
+    from monalisa.kiosk.render import start_display
 
     try:
-        pg.display.init()
-        pg.font.init()
-    except pg.error as exc:
-        raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
-    try:
-        require_a_screen(pg.display.get_driver(), "run `monalisa eyes` in the desktop session")
+        try:
+            start_display(pg, "run `monalisa eyes` in the desktop session")
+        except pg.error as exc:
+            raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
         info = pg.display.Info()
         screen_size = (info.current_w, info.current_h) if info.current_w > 0 else (1280, 800)
         view = window_size(image.shape, screen_size)

@@ -57,6 +57,17 @@ def require_a_screen(driver: str, hint: str = SCREEN_HINT) -> None:
         raise DisplayError(f"no screen to draw on: {reason}; {hint}")
 
 
+def start_display(pygame, hint: str | None = SCREEN_HINT) -> None:
+    """Start SDL's display and fonts without SDL's own stderr lines (XDG_RUNTIME_DIR ... when there is
+    no display); then refuse a window nobody can see, with ``hint`` (None: headless, any driver will do).
+    A pygame.error (no usable video driver) is left to the caller, who knows what it was opening."""
+    with quiet_stderr():
+        pygame.display.init()
+    pygame.font.init()
+    if hint is not None:
+        require_a_screen(pygame.display.get_driver(), hint)
+
+
 # ----------------------------------------------------------------------------- renderer
 
 class Renderer:
@@ -90,13 +101,10 @@ class Renderer:
         self._overlay = DebugOverlay(pygame, self._to_surface)
         self._keys = {getattr(pygame, name): action for name, action in KEY_ACTIONS.items()}
         try:
-            with quiet_stderr():  # SDL prints its own line (XDG_RUNTIME_DIR ...) when there is no display
-                pygame.display.init()
-            pygame.font.init()
+            start_display(pygame, None if headless else no_screen_hint)
         except pygame.error as exc:
             raise DisplayError(f"cannot start the display ({exc}); is DISPLAY set?") from exc
         if not headless:
-            require_a_screen(pygame.display.get_driver(), no_screen_hint)
             count = pygame.display.get_num_displays()
             if config.display >= count:
                 raise DisplayError(f"[render] display {config.display} does not exist; "

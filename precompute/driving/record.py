@@ -29,7 +29,7 @@ import numpy as np
 from monalisa.atomic import write_file
 from monalisa.config import Config
 from monalisa.errors import CameraError, MonalisaError, UsageError
-from monalisa.kiosk.render import require_a_screen
+from monalisa.kiosk.render import start_display
 from precompute.driving.gazefile import GAZE_FORMAT, gaze_json_path
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,7 @@ class _Window:
 
     def _open(self, config: Config) -> None:
         pygame = self.pg
-        pygame.display.init()
-        pygame.font.init()
-        require_a_screen(pygame.display.get_driver(), "record in the desktop session, in front of the camera")
+        start_display(pygame, "record in the desktop session, in front of the camera")
         render = config.render
         if render.fullscreen:
             self.screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=render.display)
